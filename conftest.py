@@ -1,0 +1,20 @@
+"""pytest wiring shared by tests/ and suites/: command-line options and the harness fixtures."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["fixtures.cluster"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("seatrial")
+    group.addoption("--kubeconfig", default=None, help="kubeconfig of the cluster to use (default: the local cluster)")
+    group.addoption("--kube-context", default=None, help="context in the kubeconfig (default: its current context)")
+    group.addoption("--profile", default=None, help="profile YAML: what to check and the SLOs (default: reference stack)")
+    group.addoption(
+        "--keep-cluster",
+        action="store_true",
+        default=False,
+        help="leave the local cluster running after the session if this session started it",
+    )

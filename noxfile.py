@@ -1,0 +1,71 @@
+"""Entry sessions. `nox -s conformance` is the main job; `nox -s tests` runs the project's tests."""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+PYTHON = "3.11"
+# pytest exits 5 when a selection collects nothing: for a suite that is still empty that is not a failure.
+NO_TESTS = 5
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The project's own tests: unit tests and the local-cluster acceptance tests."""
+    _install(session, "test")
+    args = session.posargs or ["tests", "-m", "not slow"]
+    session.run("pytest", *args, env={"PYTHONUNBUFFERED": "1"})
+
+
+@nox.session(python=PYTHON)
+def cluster(session: nox.Session) -> None:
+    """Manage the local cluster: nox -s cluster -- up|down|status|build."""
+    _install(session)
+    action = session.posargs or ["status"]
+    session.run("python", "-m", "seatrial", "cluster", *action, success_codes=[0, 3] if action == ["status"] else [0])
+
+
+@nox.session(python=PYTHON)
+def conformance(session: nox.Session) -> None:
+    """Run the conformance suite; starts the local cluster when no --kubeconfig/--kube-context is named."""
+    _install(session, "test")
+    session.run("pytest", "suites/conformance", "-p", "no:cacheprovider", *session.posargs,
+                success_codes=[0, NO_TESTS])
+
+
+@nox.session(python=PYTHON)
+def chaos(session: nox.Session) -> None:
+    """Run the chaos suite (Chaos Toolkit experiments under load)."""
+    _install(session, "test")
+    session.run("pytest", "suites/chaos", "-p", "no:cacheprovider", *session.posargs, success_codes=[0, NO_TESTS])
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Print the benchmark table: build times, warm bring-up, idle footprint."""
+    _install(session)
+    session.run("python", "-m", "seatrial.bench", *session.posargs, env={"PYTHONUNBUFFERED": "1"})
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff (lint + format check) and mypy --strict on the harness."""
+    _install(session, "lint", "test")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+if os.environ.get("CI"):
+    nox.options.error_on_missing_interpreters = True

@@ -1,0 +1,5 @@
+import sys
+
+from seatrial.cli import main
+
+sys.exit(main())

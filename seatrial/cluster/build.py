@@ -1,0 +1,358 @@
+"""Build the local cluster's binaries from upstream Go modules, once, into a versioned cache.
+
+No image registry or release download is reachable on our machines, so every binary comes from
+the Go module proxy: Kubernetes through a small wrapper module (``k8s.io/kubernetes`` pins its
+staging modules at ``v0.0.0``, which the proxy does not serve, so the wrapper replaces each with
+the matching ``v0.X.Y``), etcd through a wrapper too (its own go.mod has relative replaces), and
+KWOK with a plain ``go install``. A binary is rebuilt only when its recipe (version, ldflags)
+changes; a second bring-up builds nothing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seatrial.cluster import versions
+from seatrial.errors import BuildError, ToolMissingError
+
+KUBE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+NODE_BINARIES = ("kubelet", "kube-proxy")
+_KUBE_CMD = "k8s.io/kubernetes/cmd/"
+_STAGING = re.compile(r"^\s*(?:require\s+)?(k8s\.io/[A-Za-z0-9._-]+)\s+v0\.0\.0\s*$")
+MIN_GO = (1, 24)
+
+
+def cache_root() -> Path:
+    """Binaries outlive a clone: CI and every fresh checkout on this machine reuse them."""
+    explicit = os.environ.get("SEATRIAL_CACHE")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "seatrial"
+
+
+def go_binary() -> str:
+    """The Go toolchain, or a message that says how to get one."""
+    go = os.environ.get("SEATRIAL_GO") or shutil.which("go")
+    if not go:
+        raise ToolMissingError(
+            "the Go toolchain was not found on PATH: the local cluster's Kubernetes, etcd and "
+            "KWOK binaries are built from their Go modules on first use",
+            hint=f"install Go {'.'.join(map(str, MIN_GO))} or newer and put `go` on PATH "
+            "(or set SEATRIAL_GO), or point seatrial at an existing cluster with --kubeconfig",
+        )
+    out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
+    match = re.match(r"go(\d+)\.(\d+)", out.stdout.strip())
+    if out.returncode != 0 or not match:
+        raise ToolMissingError(f"{go} does not run as a Go toolchain: {out.stderr.strip()[:200]}")
+    if (int(match[1]), int(match[2])) < MIN_GO:
+        raise ToolMissingError(
+            f"Go {match[1]}.{match[2]} is too old to build Kubernetes {versions.KUBERNETES}",
+            hint=f"install Go {'.'.join(map(str, MIN_GO))} or newer",
+        )
+    return go
+
+
+def version_ldflags(kubernetes: str = versions.KUBERNETES) -> str:
+    """Without these the binaries report v0.0.0-master, which kwok and kubectl's skew check read."""
+    major, minor, _ = kubernetes.lstrip("v").split(".")
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={kubernetes}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.gitCommit=0000000000000000000000000000000000000000",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
+    return " ".join(flags)
+
+
+def staging_modules(upstream_go_mod: str) -> list[str]:
+    """The modules k8s.io/kubernetes requires at v0.0.0 (its staging tree)."""
+    return sorted({m[1] for line in upstream_go_mod.splitlines() if (m := _STAGING.match(line))})
+
+
+def kubernetes_wrapper_go_mod(kubernetes: str, staging: Sequence[str]) -> str:
+    pin = versions.staging_version(kubernetes)
+    replaces = "\n".join(f"\t{m} => {m} {pin}" for m in staging)
+    return (
+        "module seatrial.local/kubernetes\n\n"
+        f"go {versions.GO_DIRECTIVE}\n\n"
+        f"godebug default={versions.GODEBUG_DEFAULT}\n\n"
+        f"require k8s.io/kubernetes {kubernetes}\n\n"
+        f"replace (\n{replaces}\n)\n"
+    )
+
+
+def tools_go(packages: Sequence[str]) -> str:
+    imports = "\n".join(f'\t_ "{p}"' for p in packages)
+    return f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n"
+
+
+@dataclass
+class Recipe:
+    """What one cached binary is built from; its digest is the cache key."""
+
+    component: str
+    version: str
+    binary: str
+    package: str
+    ldflags: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        blob = json.dumps([self.component, self.version, self.binary, self.package, self.ldflags, self.env])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Paths of every binary the local cluster runs."""
+
+    paths: dict[str, Path]
+
+    def __getitem__(self, name: str) -> Path:
+        return self.paths[name]
+
+
+@contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Two test workers or two terminals must not build the same thing at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class _Progress:
+    """Prints which binaries are building and how far, every few seconds, while ``go`` runs."""
+
+    def __init__(self, label: str, log: Path, every: float = 20.0) -> None:
+        self.label, self.log, self.every = label, log, every
+        self.start = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                lines = self.log.read_text(errors="replace").splitlines()
+            except OSError:
+                lines = []
+            packages = sum(1 for line in lines if line and not line.startswith(("go:", "#", " ")))
+            say(f"  … {self.label}: {packages} packages compiled, {self.elapsed()}")
+
+    def elapsed(self) -> str:
+        secs = int(time.monotonic() - self.start)
+        return f"{secs // 60}m{secs % 60:02d}s"
+
+    def __enter__(self) -> _Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def say(message: str) -> None:
+    print(f"seatrial: {message}", file=sys.stderr, flush=True)
+
+
+def _run_go(args: list[str], *, cwd: Path, log: Path, env: dict[str, str], label: str) -> None:
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(args)}\n")
+        fh.flush()
+        proc = subprocess.run(args, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env=env, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise BuildError(
+            f"building {label} failed (go exited {proc.returncode}); full log: {log}\n{tail}",
+            hint="a network error means the Go module proxy could not be reached; retry, or "
+            "set GOPROXY/GOFLAGS=-mod=mod as your site requires",
+        )
+
+
+def _go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("GOTOOLCHAIN", "local")
+    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -buildvcs=false -mod=mod").strip()
+    env.update(extra or {})
+    return env
+
+
+def _install(recipes: Sequence[Recipe], built: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for r in recipes:
+        target = dest / r.binary
+        tmp = target.with_suffix(".new")
+        shutil.copy2(built / r.binary, tmp)
+        tmp.replace(target)
+        (dest / f"{r.binary}.recipe").write_text(r.digest())
+
+
+def _missing(recipes: Sequence[Recipe], dest: Path) -> list[Recipe]:
+    out = []
+    for r in recipes:
+        stamp = dest / f"{r.binary}.recipe"
+        if not (dest / r.binary).exists() or not stamp.exists() or stamp.read_text() != r.digest():
+            out.append(r)
+    return out
+
+
+def kubernetes_recipes(binaries: Sequence[str]) -> list[Recipe]:
+    ldflags = version_ldflags()
+    return [
+        Recipe("kubernetes", versions.KUBERNETES, b, _KUBE_CMD + b, ldflags, {"CGO_ENABLED": "0"})
+        for b in binaries
+    ]
+
+
+def build_kubernetes(binaries: Sequence[str] = KUBE_BINARIES, *, root: Path | None = None) -> dict[str, Path]:
+    root = root or cache_root()
+    dest = root / "bin" / f"kubernetes-{versions.KUBERNETES}"
+    recipes = kubernetes_recipes(binaries)
+    with _lock(root / "locks" / "kubernetes.lock"):
+        todo = _missing(recipes, dest)
+        if todo:
+            go = go_binary()
+            work = root / "src" / f"kubernetes-{versions.KUBERNETES}"
+            work.mkdir(parents=True, exist_ok=True)
+            log = root / "logs" / f"kubernetes-{versions.KUBERNETES}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("")
+            env = _go_env({"CGO_ENABLED": "0"})
+            names = ", ".join(r.binary for r in todo)
+            say(
+                f"building {names} (Kubernetes {versions.KUBERNETES}) from Go modules; "
+                f"a cold build takes 20-40 minutes on 2 cores, later runs reuse {dest}"
+            )
+            with _Progress("kubernetes", log) as progress:
+                upstream = _upstream_go_mod(go, work, log, env)
+                (work / "go.mod").write_text(
+                    kubernetes_wrapper_go_mod(versions.KUBERNETES, staging_modules(upstream))
+                )
+                (work / "tools.go").write_text(tools_go([r.package for r in recipes]))
+                _run_go([go, "mod", "tidy"], cwd=work, log=log, env=env, label="the Kubernetes wrapper module")
+                out = work / "out"
+                out.mkdir(exist_ok=True)
+                _run_go(
+                    [go, "build", "-v", "-trimpath", "-ldflags", todo[0].ldflags, "-o", str(out) + "/",
+                     *(r.package for r in todo)],
+                    cwd=work, log=log, env=env, label=names,
+                )
+                _install(todo, out, dest)
+                say(f"built {names} in {progress.elapsed()}")
+    return {r.binary: dest / r.binary for r in recipes}
+
+
+def _upstream_go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str:
+    """Ask the module proxy for k8s.io/kubernetes' own go.mod: it lists the staging modules."""
+    probe = work / "probe"
+    probe.mkdir(exist_ok=True)
+    (probe / "go.mod").write_text("module seatrial.local/probe\n")
+    with log.open("a") as fh:
+        proc = subprocess.run(
+            [go, "mod", "download", "-json", f"k8s.io/kubernetes@{versions.KUBERNETES}"],
+            cwd=probe, capture_output=True, text=True, env=env, check=False,
+        )
+        fh.write(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise BuildError(
+            f"could not download k8s.io/kubernetes@{versions.KUBERNETES}: {proc.stderr.strip()[:400]}; log: {log}"
+        )
+    return Path(json.loads(proc.stdout)["GoMod"]).read_text()
+
+
+def build_etcd(*, root: Path | None = None) -> Path:
+    root = root or cache_root()
+    dest = root / "bin" / f"etcd-{versions.ETCD}"
+    recipe = Recipe("etcd", versions.ETCD, "etcd", "go.etcd.io/etcd/server/v3", "-s -w", {"CGO_ENABLED": "0"})
+    with _lock(root / "locks" / "etcd.lock"):
+        if _missing([recipe], dest):
+            go = go_binary()
+            work = root / "src" / f"etcd-{versions.ETCD}"
+            work.mkdir(parents=True, exist_ok=True)
+            log = root / "logs" / f"etcd-{versions.ETCD}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("")
+            env = _go_env(recipe.env)
+            say(f"building etcd {versions.ETCD} from its Go module (a few minutes cold)")
+            with _Progress("etcd", log) as progress:
+                (work / "go.mod").write_text(
+                    f"module seatrial.local/etcd\n\ngo {versions.GO_DIRECTIVE}\n\n"
+                    f"require go.etcd.io/etcd/server/v3 {versions.ETCD}\n"
+                )
+                (work / "tools.go").write_text(tools_go([recipe.package]))
+                _run_go([go, "mod", "tidy"], cwd=work, log=log, env=env, label="the etcd wrapper module")
+                out = work / "out"
+                out.mkdir(exist_ok=True)
+                _run_go(
+                    [go, "build", "-v", "-trimpath", "-ldflags", recipe.ldflags, "-o", str(out / "etcd"),
+                     recipe.package],
+                    cwd=work, log=log, env=env, label="etcd",
+                )
+                _install([recipe], out, dest)
+                say(f"built etcd in {progress.elapsed()}")
+    return dest / "etcd"
+
+
+def build_kwok(*, root: Path | None = None) -> Path:
+    root = root or cache_root()
+    dest = root / "bin" / f"kwok-{versions.KWOK}"
+    recipe = Recipe("kwok", versions.KWOK, "kwok", "sigs.k8s.io/kwok/cmd/kwok", "-s -w", {"CGO_ENABLED": "0"})
+    with _lock(root / "locks" / "kwok.lock"):
+        if _missing([recipe], dest):
+            go = go_binary()
+            log = root / "logs" / f"kwok-{versions.KWOK}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("")
+            out = root / "src" / f"kwok-{versions.KWOK}"
+            out.mkdir(parents=True, exist_ok=True)
+            env = _go_env(recipe.env | {"GOBIN": str(out)})
+            env["GOFLAGS"] = env["GOFLAGS"].replace("-mod=mod", "").strip()
+            say(f"building kwok {versions.KWOK} from its Go module (a few minutes cold)")
+            with _Progress("kwok", log) as progress:
+                _run_go(
+                    [go, "install", "-v", "-trimpath", "-ldflags", recipe.ldflags,
+                     f"{recipe.package}@{versions.KWOK}"],
+                    cwd=out, log=log, env=env, label="kwok",
+                )
+                _install([recipe], out, dest)
+                say(f"built kwok in {progress.elapsed()}")
+    return dest / "kwok"
+
+
+def ensure_binaries(*, root: Path | None = None, node_binaries: bool = False) -> Binaries:
+    """Everything the control plane needs (and the node binaries when real nodes are wanted)."""
+    kube = build_kubernetes(KUBE_BINARIES + (NODE_BINARIES if node_binaries else ()), root=root)
+    return Binaries(paths=kube | {"etcd": build_etcd(root=root), "kwok": build_kwok(root=root)})
+
+
+def cached_binaries(*, root: Path | None = None) -> Binaries | None:
+    """The binaries if all are already built, without building anything (for ``status``)."""
+    root = root or cache_root()
+    paths = {
+        **{b: root / "bin" / f"kubernetes-{versions.KUBERNETES}" / b for b in KUBE_BINARIES},
+        "etcd": root / "bin" / f"etcd-{versions.ETCD}" / "etcd",
+        "kwok": root / "bin" / f"kwok-{versions.KWOK}" / "kwok",
+    }
+    return Binaries(paths) if all(p.exists() for p in paths.values()) else None

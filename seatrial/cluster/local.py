@@ -1,0 +1,401 @@
+"""The local cluster: a real control plane on loopback plus KWOK-simulated GPU node pools.
+
+``LocalCluster.up()`` validates the node pools, checks ports, builds (or reuses) the binaries,
+writes PKI and kubeconfigs, hands a process plan to the supervisor and waits until the API
+server answers and every node is Ready. It reuses a cluster that is already up. ``down()``
+stops the supervisor (which stops its children), sweeps any process that still names this
+cluster's state directory, and removes the run state; only the PKI (a cache) stays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from seatrial import kube
+from seatrial.cluster import build, pki, pools, versions
+from seatrial.cluster.supervisor import Plan, ProcessSpec, probe
+from seatrial.errors import ClusterError, ConfigError
+
+SERVICE_CIDR = "10.96.0.0/16"
+CONTEXT = "seatrial-local"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports, away from the usual 6443/2379/1025x so a dev box's own cluster is untouched."""
+
+    apiserver: int = 16443
+    etcd: int = 16379
+    etcd_peer: int = 16380
+    controller_manager: int = 16257
+    scheduler: int = 16259
+    kwok: int = 16247
+
+    @classmethod
+    def from_env(cls) -> Ports:
+        base = os.environ.get("SEATRIAL_PORT_OFFSET")
+        if base is None:
+            return cls()
+        try:
+            offset = int(base)
+        except ValueError:
+            raise ConfigError(f"SEATRIAL_PORT_OFFSET must be a whole number, got {base!r}") from None
+        d = cls()
+        return cls(*(getattr(d, f) + offset for f in d.__dataclass_fields__))
+
+    def named(self) -> dict[str, int]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass
+class Status:
+    running: bool
+    phase: str
+    error: str | None = None
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    server_version: str | None = None
+    nodes_ready: int = 0
+    nodes_total: int = 0
+    kubeconfig: Path | None = None
+
+    def lines(self) -> list[str]:
+        out = [f"phase: {self.phase}"]
+        if self.error:
+            out.append(f"error: {self.error}")
+        for name, p in self.processes.items():
+            out.append(f"  {name:<24} pid {p.get('pid')!s:<8} {p.get('state')}  log: {p.get('log')}")
+        if self.server_version:
+            out.append(f"server: {self.server_version}  nodes Ready: {self.nodes_ready}/{self.nodes_total}")
+        if self.kubeconfig:
+            out.append(f"kubeconfig: {self.kubeconfig}")
+        return out
+
+
+class LocalCluster:
+    def __init__(
+        self,
+        state: Path | None = None,
+        *,
+        pools_dir: Path | None = None,
+        ports: Ports | None = None,
+        cache: Path | None = None,
+        node_monitor_grace: int = 20,
+    ) -> None:
+        root = repo_root()
+        self.state = (state or Path(os.environ.get("SEATRIAL_CLUSTER_DIR") or root / ".cluster")).resolve()
+        self.pools_dir = pools_dir or Path(os.environ.get("SEATRIAL_POOLS") or root / "manifests" / "cluster")
+        self.ports = ports or Ports.from_env()
+        self.cache = cache
+        self.node_monitor_grace = node_monitor_grace
+        self.run = self.state / "run"
+        self.pki_dir = self.state / "pki"
+        self.kubeconfig = self.state / "kubeconfig"
+
+    # ---- state ---------------------------------------------------------------------------
+    def _supervisor_pid(self) -> int | None:
+        pid_file = self.run / "supervisor.pid"
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        return pid if "seatrial.cluster.supervisor" in cmdline else None
+
+    def _read_status(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads((self.run / "status.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def target(self) -> kube.Target:
+        return kube.Target(self.kubeconfig)
+
+    def status(self) -> Status:
+        pid = self._supervisor_pid()
+        raw = self._read_status()
+        if pid is None:
+            return Status(running=False, phase="down")
+        st = Status(
+            running=True, phase=raw.get("phase", "starting"), error=raw.get("error"),
+            processes=raw.get("processes", {}),
+            kubeconfig=self.kubeconfig if self.kubeconfig.exists() else None,
+        )
+        if st.phase in ("ready", "degraded") and self.kubeconfig.exists():
+            try:
+                api = kube.api_client(self.target())
+                st.server_version = kube.server_version(api, timeout=3)
+                with kube.translate("listing nodes"):
+                    nodes = client.CoreV1Api(api).list_node(_request_timeout=5).items
+                st.nodes_total = len(nodes)
+                st.nodes_ready = sum(1 for n in nodes if kube.node_ready(n))
+            except ClusterError as exc:
+                st.error = st.error or str(exc)
+        return st
+
+    # ---- up ------------------------------------------------------------------------------
+    def up(self, *, timeout: float = 120.0) -> Status:
+        """Start (or reuse) the cluster and return once every pool node is Ready."""
+        node_pools = pools.load_pools(self.pools_dir)  # fail on bad input before touching anything
+        if self._supervisor_pid() is not None:
+            st = self.status()
+            if st.phase == "ready":
+                say("local cluster already running; reusing it")
+                self._ensure_nodes(node_pools, timeout=timeout)
+                return self.status()
+            say(f"local cluster is {st.phase}; restarting it")
+            self.down(quiet=True)
+        else:
+            self._sweep()
+        busy = {n: p for n, p in self.ports.named().items() if port_in_use(p)}
+        if busy:
+            desc = ", ".join(f"{p} ({n.replace('_', '-')})" for n, p in busy.items())
+            raise ConfigError(
+                f"port(s) already in use on 127.0.0.1: {desc}",
+                hint="stop whatever listens there (ss -ltnp), or shift every port with SEATRIAL_PORT_OFFSET=100",
+            )
+        started = time.monotonic()
+        bins = build.ensure_binaries(root=self.cache)
+        try:
+            self._start(bins)
+            self._ensure_nodes(node_pools, timeout=timeout)
+        except BaseException:
+            say("bring-up failed; tearing down what was started")
+            self.down(quiet=True)
+            raise
+        say(f"local cluster ready in {time.monotonic() - started:.1f}s; KUBECONFIG={self.kubeconfig}")
+        return self.status()
+
+    def _start(self, bins: build.Binaries) -> None:
+        self.run.mkdir(parents=True, exist_ok=True)
+        (self.run / "logs").mkdir(exist_ok=True)
+        names = ("localhost", "127.0.0.1", "10.96.0.1", "kubernetes", "kubernetes.default",
+                 "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+        keys = pki.ensure_pki(self.pki_dir, server_names=names)
+        server = f"https://127.0.0.1:{self.ports.apiserver}"
+        kcfg = {c: pki.write_kubeconfig(self.run / f"{c}.kubeconfig", pki=keys, client=c, server=server,
+                                        context=CONTEXT)
+                for c in ("controller-manager", "scheduler", "kwok")}
+        plan = Plan(processes=self._processes(bins, keys, kcfg))
+        plan.dump(self.run / "plan.json")
+        for stale in ("status.json", "supervisor.pid"):
+            (self.run / stale).unlink(missing_ok=True)
+        with (self.run / "logs" / "supervisor.log").open("ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "seatrial.cluster.supervisor", str(self.run)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=str(repo_root()),
+            )
+        say("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
+        last = ""
+        deadline = time.monotonic() + plan.start_timeout + 10
+        while True:
+            raw = self._read_status()
+            phase = raw.get("phase")
+            if phase == "ready":
+                break
+            if phase == "failed":
+                raise ClusterError(f"the local control plane did not start: {raw.get('error')}")
+            up_now = [n for n, p in raw.get("processes", {}).items() if p.get("state") == "running"]
+            if up_now and up_now[-1] != last:
+                last = up_now[-1]
+                say(f"  {last} is up")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the supervisor did not report ready; see {self.run / 'logs'}")
+            time.sleep(0.1)
+        pki.write_kubeconfig(self.kubeconfig, pki=keys, client="admin", server=server, context=CONTEXT)
+
+    def _processes(self, bins: build.Binaries, keys: pki.Pki, kcfg: dict[str, Path]) -> list[ProcessSpec]:
+        p, run, logs = self.ports, self.run, self.run / "logs"
+        etcd_url = f"http://127.0.0.1:{p.etcd}"
+        admin_tls = {"ca": str(keys.ca), "cert": str(keys.cert("admin")), "key": str(keys.key("admin"))}
+        # Every argv names self.run, which is how _sweep() recognises leftovers of this cluster.
+        return [
+            ProcessSpec(
+                name="etcd", stage=0, log=str(logs / "etcd.log"), ready_url=f"{etcd_url}/health",
+                argv=[str(bins["etcd"]), "--name=seatrial", f"--data-dir={run / 'etcd'}",
+                      f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
+                      f"--listen-peer-urls=http://127.0.0.1:{p.etcd_peer}",
+                      f"--initial-advertise-peer-urls=http://127.0.0.1:{p.etcd_peer}",
+                      f"--initial-cluster=seatrial=http://127.0.0.1:{p.etcd_peer}",
+                      "--unsafe-no-fsync=true", "--log-level=warn", "--quota-backend-bytes=2147483648"],
+            ),
+            ProcessSpec(
+                name="kube-apiserver", stage=1, log=str(logs / "kube-apiserver.log"),
+                ready_url=f"https://127.0.0.1:{p.apiserver}/readyz", ready_tls=admin_tls,
+                argv=[str(bins["kube-apiserver"]), f"--etcd-servers={etcd_url}",
+                      "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                      f"--secure-port={p.apiserver}",
+                      f"--tls-cert-file={keys.cert('apiserver')}", f"--tls-private-key-file={keys.key('apiserver')}",
+                      f"--client-ca-file={keys.ca}",
+                      f"--kubelet-client-certificate={keys.cert('apiserver-kubelet-client')}",
+                      f"--kubelet-client-key={keys.key('apiserver-kubelet-client')}",
+                      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                      f"--service-account-key-file={keys.sa_pub}",
+                      f"--service-account-signing-key-file={keys.sa_key}",
+                      f"--service-cluster-ip-range={SERVICE_CIDR}",
+                      "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+                      "--endpoint-reconciler-type=none", "--profiling=false", "--event-ttl=2h",
+                      f"--cert-dir={run / 'apiserver-certs'}", "--v=0"],
+            ),
+            ProcessSpec(
+                name="kube-controller-manager", stage=2, log=str(logs / "kube-controller-manager.log"),
+                ready_url=f"https://127.0.0.1:{p.controller_manager}/healthz", ready_tls={"insecure": "1"},
+                argv=[str(bins["kube-controller-manager"]), f"--kubeconfig={kcfg['controller-manager']}",
+                      f"--authentication-kubeconfig={kcfg['controller-manager']}",
+                      f"--authorization-kubeconfig={kcfg['controller-manager']}",
+                      "--bind-address=127.0.0.1", f"--secure-port={p.controller_manager}",
+                      f"--cert-dir={run / 'kcm-certs'}",
+                      f"--service-account-private-key-file={keys.sa_key}", f"--root-ca-file={keys.ca}",
+                      f"--cluster-signing-cert-file={keys.ca}", f"--cluster-signing-key-file={keys.key('ca')}",
+                      "--use-service-account-credentials=true", "--leader-elect=false",
+                      "--controllers=*,bootstrapsigner,tokencleaner",
+                      f"--service-cluster-ip-range={SERVICE_CIDR}",
+                      f"--node-monitor-grace-period={self.node_monitor_grace}s", "--node-monitor-period=2s",
+                      "--profiling=false", "--v=0"],
+            ),
+            ProcessSpec(
+                name="kube-scheduler", stage=2, log=str(logs / "kube-scheduler.log"),
+                ready_url=f"https://127.0.0.1:{p.scheduler}/healthz", ready_tls={"insecure": "1"},
+                argv=[str(bins["kube-scheduler"]), f"--kubeconfig={kcfg['scheduler']}",
+                      f"--authentication-kubeconfig={kcfg['scheduler']}",
+                      f"--authorization-kubeconfig={kcfg['scheduler']}",
+                      "--bind-address=127.0.0.1", f"--secure-port={p.scheduler}",
+                      f"--cert-dir={run / 'scheduler-certs'}", "--leader-elect=false", "--profiling=false"],
+            ),
+            ProcessSpec(
+                name="kwok", stage=2, log=str(logs / "kwok.log"),
+                ready_url=f"http://127.0.0.1:{p.kwok}/healthz",
+                argv=[str(bins["kwok"]), f"--kubeconfig={kcfg['kwok']}", f"--config={self._kwok_config()}",
+                      "--manage-all-nodes=false",
+                      f"--manage-nodes-with-label-selector={pools.KWOK_LABEL}=fake",
+                      "--node-lease-duration-seconds=40",
+                      f"--server-address=127.0.0.1:{p.kwok}", "--cidr=10.0.0.1/16"],
+            ),
+        ]
+
+    def _kwok_config(self) -> Path:
+        """An explicit config, so a user's ~/.kwok/kwok.yaml never changes our simulated nodes."""
+        path = self.run / "kwok.yaml"
+        path.write_text(
+            "apiVersion: config.kwok.x-k8s.io/v1alpha1\n"
+            "kind: KwokConfiguration\n"
+            "options:\n"
+            "  enablePodsOnNodeSyncStreamWatch: false\n"
+        )
+        return path
+
+    def _ensure_nodes(self, node_pools: list[pools.NodePool], *, timeout: float) -> None:
+        """Create the pools' Nodes that are missing, then wait until all are Ready."""
+        api = kube.api_client(self.target())
+        core = client.CoreV1Api(api)
+        wanted = pools.render_nodes(node_pools, kubelet_version=versions.KUBERNETES)
+        with kube.translate("listing nodes"):
+            have = {n.metadata.name for n in core.list_node().items}
+        for node in wanted:
+            if node["metadata"]["name"] in have:
+                continue
+            with kube.translate(f"creating node {node['metadata']['name']}"):
+                core.create_node(node)
+        names = {n["metadata"]["name"] for n in wanted}
+        say(f"waiting for {len(names)} simulated nodes in {len(node_pools)} pools to be Ready")
+
+        def not_ready() -> list[str]:
+            with kube.translate("listing nodes"):
+                nodes = core.list_node().items
+            return sorted(n.metadata.name for n in nodes if n.metadata.name in names and not kube.node_ready(n))
+
+        kube.wait_for(
+            "the simulated nodes to become Ready", lambda: not not_ready(), timeout=timeout,
+            on_timeout=lambda: f"still not Ready: {', '.join(not_ready()[:10])}; see {self.run / 'logs' / 'kwok.log'}",
+        )
+
+    # ---- down ----------------------------------------------------------------------------
+    def down(self, *, quiet: bool = False) -> None:
+        """Stop everything this cluster started; safe to call when nothing runs."""
+        pid = self._supervisor_pid()
+        if pid is not None:
+            if not quiet:
+                say("stopping the local cluster")
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while self._supervisor_pid() is not None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self._supervisor_pid() is not None:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        self._sweep()
+        for leftover in (self.run, self.kubeconfig):
+            if leftover.is_dir():
+                _rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+        if not quiet:
+            say("local cluster stopped; nothing of it is left running")
+
+    def leftovers(self) -> list[int]:
+        """PIDs of processes whose command line names this cluster's run directory."""
+        marker = str(self.run).encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in cmd:
+                found.append(int(entry.name))
+        return found
+
+    def _sweep(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = self.leftovers()
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 5
+            while pids and self.leftovers() and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def say(message: str) -> None:
+    build.say(message)
+
+
+__all__ = ["LocalCluster", "Ports", "Status", "probe"]

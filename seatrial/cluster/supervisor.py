@@ -1,0 +1,203 @@
+"""The one parent of every process the local cluster runs.
+
+``up`` starts this module detached (``python -m seatrial.cluster.supervisor STATE_DIR``); it
+starts the processes listed in ``STATE_DIR/plan.json`` stage by stage, waits for each stage to be
+healthy, reports progress in ``status.json`` and then keeps watch. On SIGTERM/SIGINT it stops
+its children in reverse order. Every child is started with a parent-death signal, so even a
+``kill -9`` of the supervisor leaves no orphan behind: the kernel kills the children.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+STOP_GRACE = 10.0
+
+
+@dataclass
+class ProcessSpec:
+    name: str
+    argv: list[str]
+    log: str
+    stage: int
+    env: dict[str, str] = field(default_factory=dict)
+    ready_url: str | None = None
+    ready_tls: dict[str, str] | None = None  # {"ca": …, "cert": …, "key": …} or {"insecure": "1"}
+    ready_port: int | None = None
+
+
+@dataclass
+class Plan:
+    processes: list[ProcessSpec]
+    start_timeout: float = 90.0
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        raw = json.loads(path.read_text())
+        return cls(
+            processes=[ProcessSpec(**p) for p in raw["processes"]],
+            start_timeout=raw.get("start_timeout", 90.0),
+        )
+
+    def dump(self, path: Path) -> None:
+        path.write_text(json.dumps({"processes": [asdict(p) for p in self.processes],
+                                    "start_timeout": self.start_timeout}, indent=2))
+
+
+def _die_with_parent() -> None:
+    """Runs in the child between fork and exec: the kernel sends SIGKILL when we die."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def probe(spec: ProcessSpec) -> bool:
+    """True when the process answers its health endpoint (or accepts on its port)."""
+    if spec.ready_url:
+        ctx: ssl.SSLContext | None = None
+        if spec.ready_url.startswith("https"):
+            tls = spec.ready_tls or {}
+            if tls.get("insecure"):
+                ctx = ssl._create_unverified_context()  # noqa: S323 - self-signed loopback health port
+            else:
+                ctx = ssl.create_default_context(cafile=tls.get("ca"))
+                if tls.get("cert"):
+                    ctx.load_cert_chain(tls["cert"], tls["key"])
+        try:
+            with urllib.request.urlopen(spec.ready_url, timeout=2, context=ctx) as resp:
+                return bool(resp.status == 200)
+        except (OSError, ValueError):
+            return False
+    if spec.ready_port:
+        try:
+            with socket.create_connection(("127.0.0.1", spec.ready_port), timeout=1):
+                return True
+        except OSError:
+            return False
+    return True
+
+
+class Supervisor:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.plan = Plan.load(state / "plan.json")
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.status: dict[str, Any] = {"phase": "starting", "pid": os.getpid(), "processes": {}, "error": None}
+        self.stopping = False
+
+    def write_status(self) -> None:
+        tmp = self.state / "status.json.tmp"
+        tmp.write_text(json.dumps(self.status, indent=2))
+        tmp.replace(self.state / "status.json")
+
+    def spawn(self, spec: ProcessSpec) -> None:
+        log = open(spec.log, "ab", buffering=0)  # noqa: SIM115 - handed to the child
+        env = dict(os.environ) | spec.env
+        proc = subprocess.Popen(
+            spec.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, preexec_fn=_die_with_parent, close_fds=True,
+        )
+        log.close()
+        self.children[spec.name] = proc
+        self.status["processes"][spec.name] = {"pid": proc.pid, "state": "starting", "log": spec.log}
+        self.write_status()
+
+    def fail(self, message: str) -> None:
+        self.status["phase"] = "failed"
+        self.status["error"] = message
+        self.write_status()
+
+    def start(self) -> bool:
+        stages = sorted({p.stage for p in self.plan.processes})
+        deadline = time.monotonic() + self.plan.start_timeout
+        for stage in stages:
+            specs = [p for p in self.plan.processes if p.stage == stage]
+            for spec in specs:
+                self.spawn(spec)
+            waiting = {s.name: s for s in specs}
+            while waiting:
+                if self.stopping:
+                    return False
+                for name, spec in list(waiting.items()):
+                    code = self.children[name].poll()
+                    if code is not None:
+                        self.fail(f"{name} exited with code {code} while starting; see its log: {spec.log}")
+                        return False
+                    if probe(spec):
+                        self.status["processes"][name]["state"] = "running"
+                        del waiting[name]
+                        self.write_status()
+                if time.monotonic() > deadline:
+                    names = ", ".join(waiting)
+                    logs = ", ".join(s.log for s in waiting.values())
+                    self.fail(f"{names} did not become healthy within {self.plan.start_timeout:.0f}s; logs: {logs}")
+                    return False
+                time.sleep(0.1)
+        self.status["phase"] = "ready"
+        self.write_status()
+        return True
+
+    def watch(self) -> None:
+        while not self.stopping:
+            for name, proc in self.children.items():
+                code = proc.poll()
+                entry = self.status["processes"][name]
+                if code is not None and entry["state"] == "running":
+                    entry["state"] = f"exited ({code})"
+                    self.status["phase"] = "degraded"
+                    self.status["error"] = f"{name} exited with code {code}; see {entry['log']}"
+                    self.write_status()
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        self.status["phase"] = "stopping"
+        self.write_status()
+        for spec in reversed(self.plan.processes):
+            proc = self.children.get(spec.name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.terminate()
+            try:
+                proc.wait(STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            self.status["processes"][spec.name]["state"] = "stopped"
+        self.status["phase"] = "stopped"
+        self.write_status()
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        del signum, frame
+        self.stopping = True
+
+
+def main(argv: list[str]) -> int:
+    state = Path(argv[0])
+    sup = Supervisor(state)
+    signal.signal(signal.SIGTERM, sup.on_signal)
+    signal.signal(signal.SIGINT, sup.on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    (state / "supervisor.pid").write_text(str(os.getpid()))
+    try:
+        if sup.start():
+            sup.watch()
+    finally:
+        sup.stop()
+        (state / "supervisor.pid").unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,26 @@
+"""The pinned versions of everything the local cluster is built from.
+
+One place, so the build cache key, the ldflags and the docs can never disagree.
+"""
+
+from __future__ import annotations
+
+KUBERNETES = "v1.34.4"
+"""Upstream Kubernetes release; its staging modules are pinned to the matching v0.X.Y."""
+
+ETCD = "v3.6.16"
+"""etcd server: Kubernetes 1.34 is built and tested against etcd 3.6."""
+
+KWOK = "v0.7.0"
+"""KWOK controller that keeps the simulated node pools alive."""
+
+GO_DIRECTIVE = "1.24.0"
+GODEBUG_DEFAULT = "go1.24"
+"""Copied from k8s.io/kubernetes' go.mod so a newer Go keeps the runtime defaults it expects."""
+
+
+def staging_version(kubernetes: str = KUBERNETES) -> str:
+    """Staging modules (k8s.io/api, client-go, …) are tagged v0.<minor>.<patch>."""
+    major, minor, patch = kubernetes.lstrip("v").split(".")
+    del major
+    return f"v0.{minor}.{patch}"

@@ -1,0 +1,110 @@
+"""Kubernetes access: one place that turns kubeconfigs into clients and API faults into our errors.
+
+Nothing above this module sees a ``kubernetes`` exception: a bad kubeconfig is a
+``ConfigError`` (exit 2), a cluster that does not answer is a ``ClusterError`` (exit 3).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import urllib3
+import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from seatrial.errors import ClusterError, ConfigError, TemporaryClusterError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which cluster to talk to: a kubeconfig path and, optionally, a context in it."""
+
+    kubeconfig: Path
+    context: str | None = None
+
+
+def api_client(target: Target) -> client.ApiClient:
+    if not target.kubeconfig.exists():
+        raise ConfigError(f"kubeconfig not found: {target.kubeconfig}")
+    try:
+        cfg = client.Configuration()
+        config.load_kube_config(
+            config_file=str(target.kubeconfig), context=target.context, client_configuration=cfg
+        )
+    except ConfigException as exc:
+        raise ConfigError(f"kubeconfig {target.kubeconfig} is not usable: {exc}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"kubeconfig {target.kubeconfig} is malformed: {exc}") from None
+    cfg.retries = 0
+    return client.ApiClient(cfg)
+
+
+@contextmanager
+def translate(action: str) -> Iterator[None]:
+    """Map client exceptions raised inside the block to seatrial errors that name ``action``."""
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status in (500, 502, 503, 504, 429):
+            raise TemporaryClusterError(f"{action}: the API server answered {exc.status} {exc.reason}") from None
+        raise ClusterError(f"{action}: {exc.status} {exc.reason}: {_api_message(exc)}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterError(
+            f"{action}: the cluster is unreachable ({type(exc).__name__}: {exc})",
+            hint="check the kubeconfig's server address, or start the local cluster: nox -s cluster -- up",
+        ) from None
+
+
+def _api_message(exc: ApiException) -> str:
+    import json
+
+    try:
+        return str(json.loads(exc.body or "{}").get("message", exc.body))
+    except ValueError:
+        return str(exc.body)
+
+
+def server_version(api: client.ApiClient, *, timeout: float = 5.0) -> str:
+    with translate("reading the server version"):
+        info = client.VersionApi(api).get_code(_request_timeout=timeout)
+    return str(info.git_version)
+
+
+def wait_for(
+    what: str,
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.25,
+    on_timeout: Callable[[], str] | None = None,
+) -> T:
+    """Poll until ``predicate`` returns something truthy; on timeout say what was awaited and why."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except TemporaryClusterError as exc:
+            last_error = exc
+        if time.monotonic() > deadline:
+            detail = on_timeout() if on_timeout else (str(last_error) if last_error else "")
+            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {detail}" if detail else ""))
+        time.sleep(interval)
+
+
+def node_ready(node: Any) -> bool:
+    for cond in (node.status.conditions or []) if node.status else []:
+        if cond.type == "Ready":
+            return bool(cond.status == "True")
+    return False

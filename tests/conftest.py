@@ -1,0 +1,1 @@
+"""Project tests: unit tests need nothing; tests marked ``cluster`` get the local cluster."""

@@ -1,0 +1,96 @@
+"""The build recipe: staging modules pinned, versions stamped, a missing toolchain said plainly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seatrial.cluster import build, versions
+from seatrial.errors import ToolMissingError
+
+UPSTREAM = """module k8s.io/kubernetes
+
+go 1.24.0
+
+godebug default=go1.24
+
+require (
+\tgithub.com/spf13/cobra v1.9.1
+\tk8s.io/api v0.0.0
+\tk8s.io/client-go v0.0.0
+)
+
+require k8s.io/kms v0.0.0
+
+replace (
+\tk8s.io/api => ./staging/src/k8s.io/api
+)
+"""
+
+
+def test_staging_modules_are_the_v000_requirements() -> None:
+    assert build.staging_modules(UPSTREAM) == ["k8s.io/api", "k8s.io/client-go", "k8s.io/kms"]
+
+
+def test_wrapper_pins_every_staging_module_to_matching_release() -> None:
+    mod = build.kubernetes_wrapper_go_mod("v1.34.4", ["k8s.io/api", "k8s.io/client-go"])
+    assert "require k8s.io/kubernetes v1.34.4" in mod
+    assert "\tk8s.io/api => k8s.io/api v0.34.4" in mod
+    assert "\tk8s.io/client-go => k8s.io/client-go v0.34.4" in mod
+    assert "godebug default=go1.24" in mod
+
+
+def test_version_ldflags_stamp_both_version_packages() -> None:
+    flags = build.version_ldflags("v1.34.4")
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {pkg}.gitVersion=v1.34.4" in flags
+        assert f"-X {pkg}.gitMinor=34" in flags
+
+
+def test_staging_version() -> None:
+    assert versions.staging_version("v1.34.4") == "v0.34.4"
+
+
+def test_recipe_digest_changes_with_version() -> None:
+    a = build.Recipe("kubernetes", "v1.34.4", "kubectl", "k8s.io/kubernetes/cmd/kubectl")
+    b = build.Recipe("kubernetes", "v1.34.5", "kubectl", "k8s.io/kubernetes/cmd/kubectl")
+    assert a.digest() != b.digest()
+
+
+def test_missing_go_is_a_tool_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEATRIAL_GO", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ToolMissingError, match="Go toolchain was not found"):
+        build.go_binary()
+
+
+def test_cached_binaries_skip_build(tmp_path: Path) -> None:
+    """A binary whose recipe stamp matches is not rebuilt (no go is even looked for)."""
+    recipes = build.kubernetes_recipes(["kubectl"])
+    dest = tmp_path / "bin" / f"kubernetes-{versions.KUBERNETES}"
+    dest.mkdir(parents=True)
+    (dest / "kubectl").write_text("#!/bin/sh\n")
+    (dest / "kubectl.recipe").write_text(recipes[0].digest())
+    assert build._missing(recipes, dest) == []
+    (dest / "kubectl.recipe").write_text("stale")
+    assert build._missing(recipes, dest) == recipes
+
+
+def test_cli_without_go_exits_2_with_one_message(tmp_path: Path) -> None:
+    """Acceptance: a missing Go toolchain gives one clear message, exit 2, and starts nothing."""
+    env = {
+        "PATH": "/usr/sbin:/sbin",
+        "HOME": str(tmp_path),
+        "SEATRIAL_CACHE": str(tmp_path / "cache"),
+        "SEATRIAL_CLUSTER_DIR": str(tmp_path / "cluster"),
+        "SEATRIAL_PORT_OFFSET": "-1000",
+    }
+    proc = subprocess.run([sys.executable, "-m", "seatrial", "cluster", "up"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Go toolchain was not found" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "cluster" / "run" / "supervisor.pid").exists()
