@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import nox
 
@@ -25,7 +27,11 @@ def tests(session: nox.Session) -> None:
     """The project's own tests: unit tests and the local-cluster acceptance tests."""
     _install(session, "test")
     args = session.posargs or ["tests", "-m", "not slow"]
-    session.run("pytest", *args, env={"PYTHONUNBUFFERED": "1"})
+    junit = Path(session.create_tmp()) / "tests-junit.xml"
+    session.run("pytest", *args, f"--junitxml={junit}", env={"PYTHONUNBUFFERED": "1"}, success_codes=[0, NO_TESTS])
+    ran = sum(int(s.get("tests", 0)) - int(s.get("skipped", 0)) for s in ET.parse(junit).getroot().iter("testsuite"))
+    if ran == 0:
+        session.error("pytest ran no test (exit 5 or all skipped): the selection is empty, which is a failure here")
 
 
 @nox.session(python=PYTHON)

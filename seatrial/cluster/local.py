@@ -48,15 +48,22 @@ class Ports:
 
     @classmethod
     def from_env(cls) -> Ports:
-        base = os.environ.get("SEATRIAL_PORT_OFFSET")
-        if base is None:
+        raw = os.environ.get("SEATRIAL_PORT_OFFSET")
+        if raw is None:
             return cls()
         try:
-            offset = int(base)
+            offset = int(raw)
         except ValueError:
-            raise ConfigError(f"SEATRIAL_PORT_OFFSET must be a whole number, got {base!r}") from None
+            raise ConfigError(f"SEATRIAL_PORT_OFFSET must be a whole number, got {raw!r}") from None
+        return cls.from_env_offset(offset)
+
+    @classmethod
+    def from_env_offset(cls, offset: int) -> Ports:
         d = cls()
-        return cls(*(getattr(d, f) + offset for f in d.__dataclass_fields__))
+        ports = [getattr(d, f) + offset for f in d.__dataclass_fields__]
+        if min(ports) < 1024 or max(ports) > 65535:
+            raise ConfigError(f"port offset {offset} moves ports outside 1024-65535")
+        return cls(*ports)
 
     def named(self) -> dict[str, int]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
@@ -215,7 +222,7 @@ class LocalCluster:
                 start_new_session=True, cwd=str(repo_root()),
             )
         say("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
-        last = ""
+        reported: set[str] = set()
         deadline = time.monotonic() + plan.start_timeout + 10
         while True:
             raw = self._read_status()
@@ -224,10 +231,10 @@ class LocalCluster:
                 break
             if phase == "failed":
                 raise ClusterError(f"the local control plane did not start: {raw.get('error')}")
-            up_now = [n for n, p in raw.get("processes", {}).items() if p.get("state") == "running"]
-            if up_now and up_now[-1] != last:
-                last = up_now[-1]
-                say(f"  {last} is up")
+            for name, proc in raw.get("processes", {}).items():
+                if proc.get("state") == "running" and name not in reported:
+                    reported.add(name)
+                    say(f"  {name} is up")
             if time.monotonic() > deadline:
                 raise ClusterError(f"the supervisor did not report ready; see {self.run / 'logs'}")
             time.sleep(0.1)
@@ -262,6 +269,13 @@ class LocalCluster:
                       f"--service-account-key-file={keys.sa_pub}",
                       f"--service-account-signing-key-file={keys.sa_key}",
                       f"--service-cluster-ip-range={SERVICE_CIDR}",
+                      f"--requestheader-client-ca-file={keys.ca}",
+                      "--requestheader-allowed-names=front-proxy-client",
+                      "--requestheader-username-headers=X-Remote-User",
+                      "--requestheader-group-headers=X-Remote-Group",
+                      "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                      f"--proxy-client-cert-file={keys.cert('front-proxy-client')}",
+                      f"--proxy-client-key-file={keys.key('front-proxy-client')}",
                       "--authorization-mode=Node,RBAC", "--allow-privileged=true",
                       "--endpoint-reconciler-type=none", "--profiling=false", "--event-ttl=2h",
                       f"--cert-dir={run / 'apiserver-certs'}", "--v=0"],

@@ -31,6 +31,7 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "scheduler": ("system:kube-scheduler", None),
     "kwok": ("seatrial-kwok", "system:masters"),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+    "front-proxy-client": ("front-proxy-client", None),
 }
 
 

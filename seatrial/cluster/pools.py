@@ -258,9 +258,14 @@ def render_node(pool: NodePool, index: int, *, kubelet_version: str) -> dict[str
             "nodeInfo": {
                 "architecture": "amd64",
                 "operatingSystem": "linux",
+                "osImage": "seatrial simulated node (KWOK)",
+                "kernelVersion": "simulated",
                 "kubeletVersion": kubelet_version,
                 "kubeProxyVersion": kubelet_version,
-                "containerRuntimeVersion": "kwok",
+                "containerRuntimeVersion": "kwok://simulated",
+                "machineID": name,
+                "systemUUID": name,
+                "bootID": name,
             },
         },
     }

@@ -1,0 +1,100 @@
+"""``nox -s bench``: how long the local cluster takes to build and start, and what it costs idle.
+
+Measured on a cluster of its own (own state dir, ports shifted), so a cluster the user has up is
+left alone. Build times come from the cache's record of the last cold build when nothing needs
+building now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from seatrial.cluster import build
+from seatrial.cluster.local import LocalCluster, Ports
+from seatrial.errors import SeatrialError
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def footprint(pids: list[int], window: float) -> tuple[float, float]:
+    """Total RSS in MiB and CPU in % of one core over ``window`` seconds."""
+    before = sum(_cpu_ticks(p) for p in pids)
+    time.sleep(window)
+    after = sum(_cpu_ticks(p) for p in pids)
+    rss = sum(_rss_kib(p) for p in pids) / 1024
+    return rss, 100.0 * (after - before) / CLK_TCK / window
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="seatrial.bench")
+    ap.add_argument("--runs", type=int, default=3, help="warm bring-ups to time (median reported)")
+    ap.add_argument("--idle-window", type=float, default=15.0, help="seconds to sample idle CPU")
+    args = ap.parse_args(argv)
+    rows: list[tuple[str, str, str]] = []
+    try:
+        started = time.monotonic()
+        cached = build.cached_binaries() is not None
+        build.ensure_binaries()
+        if not cached:
+            rows.append(("cold build of all binaries (this run)", f"{time.monotonic() - started:.0f} s", "-"))
+        for what, rec in sorted(build.read_timings().items()):
+            rows.append((f"last cold {what}", f"{rec['seconds']} s", f"at {rec['at']}"))
+        with tempfile.TemporaryDirectory(prefix="seatrial-bench-") as tmp:
+            cluster = LocalCluster(Path(tmp) / "state", ports=Ports.from_env_offset(200))
+            times = []
+            try:
+                for _ in range(args.runs):
+                    t0 = time.monotonic()
+                    st = cluster.up()
+                    times.append(time.monotonic() - t0)
+                    nodes = st.nodes_total
+                    if len(times) < args.runs:
+                        cluster.down(quiet=True)
+                rows.append((f"warm bring-up to {nodes} nodes Ready (median of {len(times)})",
+                             f"{statistics.median(times):.1f} s", "goal ≤ 10 s"))
+                rows.append(("warm bring-up, slowest", f"{max(times):.1f} s", ""))
+                time.sleep(5)  # let start-up work settle before sampling idle
+                rss, cpu = footprint(cluster.leftovers(), args.idle_window)
+                rows.append((f"idle RSS, whole cluster ({nodes} simulated nodes)", f"{rss:.0f} MiB", ""))
+                rows.append((f"idle CPU over {args.idle_window:.0f} s", f"{cpu:.1f} % of one core", ""))
+                t0 = time.monotonic()
+                cluster.down(quiet=True)
+                rows.append(("down", f"{time.monotonic() - t0:.1f} s", ""))
+            finally:
+                cluster.down(quiet=True)
+    except SeatrialError as exc:
+        print(f"seatrial: error: {exc}")
+        return int(exc.exit_code)
+    width = max(len(r[0]) for r in rows)
+    print(f"\n| {'benchmark':<{width}} | {'value':>16} | note")
+    print(f"|{'-' * (width + 2)}|{'-' * 18}|------")
+    for name, value, note in rows:
+        print(f"| {name:<{width}} | {value:>16} | {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Cluster tests: each module gets its own labelled namespace on the session's cluster."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from seatrial import kube
+from seatrial.cluster import pools
+
+KWOK_TOLERATION = {"key": pools.KWOK_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+GPU_TOLERATION = {"key": pools.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
+TEST_LABEL = "seatrial.dev/test"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/cluster/" in str(item.fspath):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="module")
+def core(api: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api)
+
+
+@pytest.fixture(scope="module")
+def apps(api: client.ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api)
+
+
+@pytest.fixture(scope="module")
+def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"seatrial-test-{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_').replace('_', '-')}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY,
+                                                                  TEST_LABEL: "true"}}})
+    yield name
+    core.delete_namespace(name, grace_period_seconds=0)
+
+
+def pod_spec(*, gpus: int = 0, tolerate_gpu: bool = False, node_selector: dict[str, str] | None = None,
+             affinity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pod for KWOK nodes: the image is never pulled there, so any name will do."""
+    resources: dict[str, Any] = {"requests": {"cpu": "10m", "memory": "16Mi"}}
+    if gpus:
+        resources["limits"] = {pools.GPU_RESOURCE: str(gpus)}
+        resources["requests"][pools.GPU_RESOURCE] = str(gpus)
+    tolerations = [KWOK_TOLERATION] + ([GPU_TOLERATION] if tolerate_gpu else [])
+    spec: dict[str, Any] = {
+        "containers": [{"name": "main", "image": "registry.invalid/seatrial/sleep:1", "resources": resources}],
+        "tolerations": tolerations,
+        "terminationGracePeriodSeconds": 0,
+    }
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    if affinity:
+        spec["affinity"] = affinity
+    return spec
+
+
+def deployment(name: str, replicas: int, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
+        },
+    }
+
+
+def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> list[Any]:
+    return [p for p in core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+            if p.metadata.deletion_timestamp is None]
+
+
+def wait(what: str, predicate: Callable[[], Any], timeout: float = 60) -> Any:
+    return kube.wait_for(what, predicate, timeout=timeout)
+
+
+def ready_pods(core: client.CoreV1Api, namespace: str, app: str, count: int, timeout: float = 60) -> list[Any]:
+    def check() -> list[Any] | None:
+        pods = pods_of(core, namespace, app)
+        ready = [p for p in pods if p.status.phase == "Running" and any(
+            c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))]
+        return ready if len(ready) == count and len(pods) == count else None
+
+    return wait(f"{count} ready pods of {app}", check, timeout)  # type: ignore[no-any-return]
+
+
+def nodes_by_name(core: client.CoreV1Api) -> dict[str, Any]:
+    return {n.metadata.name: n for n in core.list_node().items}
+
+
+def sleep_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return predicate()
