@@ -11,7 +11,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("seatrial")
     group.addoption("--kubeconfig", default=None, help="kubeconfig of the cluster to use (default: the local cluster)")
     group.addoption("--kube-context", default=None, help="context in the kubeconfig (default: its current context)")
-    group.addoption("--profile", default=None, help="profile YAML: what to check and the SLOs (default: reference stack)")
+    group.addoption(
+        "--profile", default=None, help="profile YAML: what to check and the SLOs (default: reference stack)"
+    )
     group.addoption(
         "--keep-cluster",
         action="store_true",

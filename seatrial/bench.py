@@ -73,8 +73,13 @@ def main(argv: list[str] | None = None) -> int:
                     nodes = st.nodes_total
                     if len(times) < args.runs:
                         cluster.down(quiet=True)
-                rows.append((f"warm bring-up to {nodes} nodes Ready (median of {len(times)})",
-                             f"{statistics.median(times):.1f} s", "goal ≤ 10 s"))
+                rows.append(
+                    (
+                        f"warm bring-up to {nodes} nodes Ready (median of {len(times)})",
+                        f"{statistics.median(times):.1f} s",
+                        "goal ≤ 10 s",
+                    )
+                )
                 rows.append(("warm bring-up, slowest", f"{max(times):.1f} s", ""))
                 time.sleep(5)  # let start-up work settle before sampling idle
                 rss, cpu = footprint(cluster.leftovers(), args.idle_window)

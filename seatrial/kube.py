@@ -37,7 +37,7 @@ def api_client(target: Target) -> client.ApiClient:
         raise ConfigError(f"kubeconfig not found: {target.kubeconfig}")
     try:
         cfg = client.Configuration()
-        config.load_kube_config(
+        config.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=str(target.kubeconfig), context=target.context, client_configuration=cfg
         )
     except ConfigException as exc:
@@ -101,6 +101,11 @@ def wait_for(
             detail = on_timeout() if on_timeout else (str(last_error) if last_error else "")
             raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}" + (f": {detail}" if detail else ""))
         time.sleep(interval)
+
+
+def name_of(obj: Any) -> str:
+    """The object's name; the typed client models make metadata optional, the API never omits it."""
+    return str(obj.metadata.name) if obj.metadata is not None else ""
 
 
 def node_ready(node: Any) -> bool:

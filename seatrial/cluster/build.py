@@ -239,8 +239,7 @@ def _missing(recipes: Sequence[Recipe], dest: Path) -> list[Recipe]:
 def kubernetes_recipes(binaries: Sequence[str]) -> list[Recipe]:
     ldflags = version_ldflags()
     return [
-        Recipe("kubernetes", versions.KUBERNETES, b, _KUBE_CMD + b, ldflags, {"CGO_ENABLED": "0"})
-        for b in binaries
+        Recipe("kubernetes", versions.KUBERNETES, b, _KUBE_CMD + b, ldflags, {"CGO_ENABLED": "0"}) for b in binaries
     ]
 
 
@@ -265,17 +264,27 @@ def build_kubernetes(binaries: Sequence[str] = KUBE_BINARIES, *, root: Path | No
             )
             with _Progress("kubernetes", log) as progress:
                 upstream = _upstream_go_mod(go, work, log, env)
-                (work / "go.mod").write_text(
-                    kubernetes_wrapper_go_mod(versions.KUBERNETES, staging_modules(upstream))
-                )
+                (work / "go.mod").write_text(kubernetes_wrapper_go_mod(versions.KUBERNETES, staging_modules(upstream)))
                 (work / "tools.go").write_text(tools_go([r.package for r in recipes]))
                 _run_go([go, "mod", "tidy"], cwd=work, log=log, env=env, label="the Kubernetes wrapper module")
                 out = work / "out"
                 out.mkdir(exist_ok=True)
                 _run_go(
-                    [go, "build", "-v", "-trimpath", "-ldflags", todo[0].ldflags, "-o", str(out) + "/",
-                     *(r.package for r in todo)],
-                    cwd=work, log=log, env=env, label=names,
+                    [
+                        go,
+                        "build",
+                        "-v",
+                        "-trimpath",
+                        "-ldflags",
+                        todo[0].ldflags,
+                        "-o",
+                        str(out) + "/",
+                        *(r.package for r in todo),
+                    ],
+                    cwd=work,
+                    log=log,
+                    env=env,
+                    label=names,
                 )
                 _install(todo, out, dest)
                 record_timing(root, f"build {names}", time.monotonic() - progress.start)
@@ -291,7 +300,11 @@ def _upstream_go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str
     with log.open("a") as fh:
         proc = subprocess.run(
             [go, "mod", "download", "-json", f"k8s.io/kubernetes@{versions.KUBERNETES}"],
-            cwd=probe, capture_output=True, text=True, env=env, check=False,
+            cwd=probe,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
         )
         fh.write(proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -325,9 +338,21 @@ def build_etcd(*, root: Path | None = None) -> Path:
                 out = work / "out"
                 out.mkdir(exist_ok=True)
                 _run_go(
-                    [go, "build", "-v", "-trimpath", "-ldflags", recipe.ldflags, "-o", str(out / "etcd"),
-                     recipe.package],
-                    cwd=work, log=log, env=env, label="etcd",
+                    [
+                        go,
+                        "build",
+                        "-v",
+                        "-trimpath",
+                        "-ldflags",
+                        recipe.ldflags,
+                        "-o",
+                        str(out / "etcd"),
+                        recipe.package,
+                    ],
+                    cwd=work,
+                    log=log,
+                    env=env,
+                    label="etcd",
                 )
                 _install([recipe], out, dest)
                 record_timing(root, "build etcd", time.monotonic() - progress.start)
@@ -352,9 +377,11 @@ def build_kwok(*, root: Path | None = None) -> Path:
             say(f"building kwok {versions.KWOK} from its Go module (a few minutes cold)")
             with _Progress("kwok", log) as progress:
                 _run_go(
-                    [go, "install", "-v", "-trimpath", "-ldflags", recipe.ldflags,
-                     f"{recipe.package}@{versions.KWOK}"],
-                    cwd=out, log=log, env=env, label="kwok",
+                    [go, "install", "-v", "-trimpath", "-ldflags", recipe.ldflags, f"{recipe.package}@{versions.KWOK}"],
+                    cwd=out,
+                    log=log,
+                    env=env,
+                    label="kwok",
                 )
                 _install([recipe], out, dest)
                 record_timing(root, "build kwok", time.monotonic() - progress.start)

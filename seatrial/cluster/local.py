@@ -9,6 +9,7 @@ cluster's state directory, and removes the run state; only the PKI (a cache) sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -152,7 +153,9 @@ class LocalCluster:
         if pid is None:
             return Status(running=False, phase="down")
         st = Status(
-            running=True, phase=raw.get("phase", "starting"), error=raw.get("error"),
+            running=True,
+            phase=raw.get("phase", "starting"),
+            error=raw.get("error"),
             processes=raw.get("processes", {}),
             kubeconfig=self.kubeconfig if self.kubeconfig.exists() else None,
         )
@@ -204,22 +207,33 @@ class LocalCluster:
     def _start(self, bins: build.Binaries) -> None:
         self.run.mkdir(parents=True, exist_ok=True)
         (self.run / "logs").mkdir(exist_ok=True)
-        names = ("localhost", "127.0.0.1", "10.96.0.1", "kubernetes", "kubernetes.default",
-                 "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+        names = (
+            "localhost",
+            "127.0.0.1",
+            "10.96.0.1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        )
         keys = pki.ensure_pki(self.pki_dir, server_names=names)
         server = f"https://127.0.0.1:{self.ports.apiserver}"
-        kcfg = {c: pki.write_kubeconfig(self.run / f"{c}.kubeconfig", pki=keys, client=c, server=server,
-                                        context=CONTEXT)
-                for c in ("controller-manager", "scheduler", "kwok")}
+        kcfg = {
+            c: pki.write_kubeconfig(self.run / f"{c}.kubeconfig", pki=keys, client=c, server=server, context=CONTEXT)
+            for c in ("controller-manager", "scheduler", "kwok")
+        }
         plan = Plan(processes=self._processes(bins, keys, kcfg))
         plan.dump(self.run / "plan.json")
         for stale in ("status.json", "supervisor.pid"):
             (self.run / stale).unlink(missing_ok=True)
         with (self.run / "logs" / "supervisor.log").open("ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", "seatrial.cluster.supervisor", str(self.run)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=str(repo_root()),
+            subprocess.run(
+                [sys.executable, "-m", "seatrial.cluster.supervisor", "--daemon", str(self.run)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=str(repo_root()),
+                check=True,
             )
         say("starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok")
         reported: set[str] = set()
@@ -247,72 +261,122 @@ class LocalCluster:
         # Every argv names self.run, which is how _sweep() recognises leftovers of this cluster.
         return [
             ProcessSpec(
-                name="etcd", stage=0, log=str(logs / "etcd.log"), ready_url=f"{etcd_url}/health",
-                argv=[str(bins["etcd"]), "--name=seatrial", f"--data-dir={run / 'etcd'}",
-                      f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-                      f"--listen-peer-urls=http://127.0.0.1:{p.etcd_peer}",
-                      f"--initial-advertise-peer-urls=http://127.0.0.1:{p.etcd_peer}",
-                      f"--initial-cluster=seatrial=http://127.0.0.1:{p.etcd_peer}",
-                      "--unsafe-no-fsync=true", "--log-level=warn", "--quota-backend-bytes=2147483648"],
+                name="etcd",
+                stage=0,
+                log=str(logs / "etcd.log"),
+                ready_url=f"{etcd_url}/health",
+                argv=[
+                    str(bins["etcd"]),
+                    "--name=seatrial",
+                    f"--data-dir={run / 'etcd'}",
+                    f"--listen-client-urls={etcd_url}",
+                    f"--advertise-client-urls={etcd_url}",
+                    f"--listen-peer-urls=http://127.0.0.1:{p.etcd_peer}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{p.etcd_peer}",
+                    f"--initial-cluster=seatrial=http://127.0.0.1:{p.etcd_peer}",
+                    "--unsafe-no-fsync=true",
+                    "--log-level=warn",
+                    "--quota-backend-bytes=2147483648",
+                ],
             ),
             ProcessSpec(
-                name="kube-apiserver", stage=1, log=str(logs / "kube-apiserver.log"),
-                ready_url=f"https://127.0.0.1:{p.apiserver}/readyz", ready_tls=admin_tls,
-                argv=[str(bins["kube-apiserver"]), f"--etcd-servers={etcd_url}",
-                      "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-                      f"--secure-port={p.apiserver}",
-                      f"--tls-cert-file={keys.cert('apiserver')}", f"--tls-private-key-file={keys.key('apiserver')}",
-                      f"--client-ca-file={keys.ca}",
-                      f"--kubelet-client-certificate={keys.cert('apiserver-kubelet-client')}",
-                      f"--kubelet-client-key={keys.key('apiserver-kubelet-client')}",
-                      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                      f"--service-account-key-file={keys.sa_pub}",
-                      f"--service-account-signing-key-file={keys.sa_key}",
-                      f"--service-cluster-ip-range={SERVICE_CIDR}",
-                      f"--requestheader-client-ca-file={keys.ca}",
-                      "--requestheader-allowed-names=front-proxy-client",
-                      "--requestheader-username-headers=X-Remote-User",
-                      "--requestheader-group-headers=X-Remote-Group",
-                      "--requestheader-extra-headers-prefix=X-Remote-Extra-",
-                      f"--proxy-client-cert-file={keys.cert('front-proxy-client')}",
-                      f"--proxy-client-key-file={keys.key('front-proxy-client')}",
-                      "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-                      "--endpoint-reconciler-type=none", "--profiling=false", "--event-ttl=2h",
-                      f"--cert-dir={run / 'apiserver-certs'}", "--v=0"],
+                name="kube-apiserver",
+                stage=1,
+                log=str(logs / "kube-apiserver.log"),
+                ready_url=f"https://127.0.0.1:{p.apiserver}/readyz",
+                ready_tls=admin_tls,
+                argv=[
+                    str(bins["kube-apiserver"]),
+                    f"--etcd-servers={etcd_url}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={p.apiserver}",
+                    f"--tls-cert-file={keys.cert('apiserver')}",
+                    f"--tls-private-key-file={keys.key('apiserver')}",
+                    f"--client-ca-file={keys.ca}",
+                    f"--kubelet-client-certificate={keys.cert('apiserver-kubelet-client')}",
+                    f"--kubelet-client-key={keys.key('apiserver-kubelet-client')}",
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                    f"--service-account-key-file={keys.sa_pub}",
+                    f"--service-account-signing-key-file={keys.sa_key}",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    f"--requestheader-client-ca-file={keys.ca}",
+                    "--requestheader-allowed-names=front-proxy-client",
+                    "--requestheader-username-headers=X-Remote-User",
+                    "--requestheader-group-headers=X-Remote-Group",
+                    "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                    f"--proxy-client-cert-file={keys.cert('front-proxy-client')}",
+                    f"--proxy-client-key-file={keys.key('front-proxy-client')}",
+                    "--authorization-mode=Node,RBAC",
+                    "--allow-privileged=true",
+                    "--endpoint-reconciler-type=none",
+                    "--profiling=false",
+                    "--event-ttl=2h",
+                    f"--cert-dir={run / 'apiserver-certs'}",
+                    "--v=0",
+                ],
             ),
             ProcessSpec(
-                name="kube-controller-manager", stage=2, log=str(logs / "kube-controller-manager.log"),
-                ready_url=f"https://127.0.0.1:{p.controller_manager}/healthz", ready_tls={"insecure": "1"},
-                argv=[str(bins["kube-controller-manager"]), f"--kubeconfig={kcfg['controller-manager']}",
-                      f"--authentication-kubeconfig={kcfg['controller-manager']}",
-                      f"--authorization-kubeconfig={kcfg['controller-manager']}",
-                      "--bind-address=127.0.0.1", f"--secure-port={p.controller_manager}",
-                      f"--cert-dir={run / 'kcm-certs'}",
-                      f"--service-account-private-key-file={keys.sa_key}", f"--root-ca-file={keys.ca}",
-                      f"--cluster-signing-cert-file={keys.ca}", f"--cluster-signing-key-file={keys.key('ca')}",
-                      "--use-service-account-credentials=true", "--leader-elect=false",
-                      "--controllers=*,bootstrapsigner,tokencleaner",
-                      f"--service-cluster-ip-range={SERVICE_CIDR}",
-                      f"--node-monitor-grace-period={self.node_monitor_grace}s", "--node-monitor-period=2s",
-                      "--profiling=false", "--v=0"],
+                name="kube-controller-manager",
+                stage=2,
+                log=str(logs / "kube-controller-manager.log"),
+                ready_url=f"https://127.0.0.1:{p.controller_manager}/healthz",
+                ready_tls={"insecure": "1"},
+                argv=[
+                    str(bins["kube-controller-manager"]),
+                    f"--kubeconfig={kcfg['controller-manager']}",
+                    f"--authentication-kubeconfig={kcfg['controller-manager']}",
+                    f"--authorization-kubeconfig={kcfg['controller-manager']}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={p.controller_manager}",
+                    f"--cert-dir={run / 'kcm-certs'}",
+                    f"--service-account-private-key-file={keys.sa_key}",
+                    f"--root-ca-file={keys.ca}",
+                    f"--cluster-signing-cert-file={keys.ca}",
+                    f"--cluster-signing-key-file={keys.key('ca')}",
+                    "--use-service-account-credentials=true",
+                    "--leader-elect=false",
+                    "--controllers=*,bootstrapsigner,tokencleaner",
+                    f"--service-cluster-ip-range={SERVICE_CIDR}",
+                    f"--node-monitor-grace-period={self.node_monitor_grace}s",
+                    "--node-monitor-period=2s",
+                    "--profiling=false",
+                    "--v=0",
+                ],
             ),
             ProcessSpec(
-                name="kube-scheduler", stage=2, log=str(logs / "kube-scheduler.log"),
-                ready_url=f"https://127.0.0.1:{p.scheduler}/healthz", ready_tls={"insecure": "1"},
-                argv=[str(bins["kube-scheduler"]), f"--kubeconfig={kcfg['scheduler']}",
-                      f"--authentication-kubeconfig={kcfg['scheduler']}",
-                      f"--authorization-kubeconfig={kcfg['scheduler']}",
-                      "--bind-address=127.0.0.1", f"--secure-port={p.scheduler}",
-                      f"--cert-dir={run / 'scheduler-certs'}", "--leader-elect=false", "--profiling=false"],
+                name="kube-scheduler",
+                stage=2,
+                log=str(logs / "kube-scheduler.log"),
+                ready_url=f"https://127.0.0.1:{p.scheduler}/healthz",
+                ready_tls={"insecure": "1"},
+                argv=[
+                    str(bins["kube-scheduler"]),
+                    f"--kubeconfig={kcfg['scheduler']}",
+                    f"--authentication-kubeconfig={kcfg['scheduler']}",
+                    f"--authorization-kubeconfig={kcfg['scheduler']}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={p.scheduler}",
+                    f"--cert-dir={run / 'scheduler-certs'}",
+                    "--leader-elect=false",
+                    "--profiling=false",
+                ],
             ),
             ProcessSpec(
-                name="kwok", stage=2, log=str(logs / "kwok.log"),
+                name="kwok",
+                stage=2,
+                log=str(logs / "kwok.log"),
                 ready_url=f"http://127.0.0.1:{p.kwok}/healthz",
-                argv=[str(bins["kwok"]), f"--kubeconfig={kcfg['kwok']}", f"--config={self._kwok_config()}",
-                      "--manage-all-nodes=false",
-                      f"--manage-nodes-with-label-selector={pools.KWOK_LABEL}=fake",
-                      "--node-lease-duration-seconds=40",
-                      f"--server-address=127.0.0.1:{p.kwok}", "--cidr=10.0.0.1/16"],
+                argv=[
+                    str(bins["kwok"]),
+                    f"--kubeconfig={kcfg['kwok']}",
+                    f"--config={self._kwok_config()}",
+                    "--manage-all-nodes=false",
+                    f"--manage-nodes-with-label-selector={pools.KWOK_LABEL}=fake",
+                    "--node-lease-duration-seconds=40",
+                    f"--server-address=127.0.0.1:{p.kwok}",
+                    "--cidr=10.0.0.1/16",
+                ],
             ),
         ]
 
@@ -333,22 +397,24 @@ class LocalCluster:
         core = client.CoreV1Api(api)
         wanted = pools.render_nodes(node_pools, kubelet_version=versions.KUBERNETES)
         with kube.translate("listing nodes"):
-            have = {n.metadata.name for n in core.list_node().items}
+            have = {kube.name_of(n) for n in core.list_node().items}
         for node in wanted:
             if node["metadata"]["name"] in have:
                 continue
             with kube.translate(f"creating node {node['metadata']['name']}"):
-                core.create_node(node)
+                core.create_node(client.V1Node.model_validate(node))
         names = {n["metadata"]["name"] for n in wanted}
         say(f"waiting for {len(names)} simulated nodes in {len(node_pools)} pools to be Ready")
 
         def not_ready() -> list[str]:
             with kube.translate("listing nodes"):
                 nodes = core.list_node().items
-            return sorted(n.metadata.name for n in nodes if n.metadata.name in names and not kube.node_ready(n))
+            return sorted(kube.name_of(n) for n in nodes if kube.name_of(n) in names and not kube.node_ready(n))
 
         kube.wait_for(
-            "the simulated nodes to become Ready", lambda: not not_ready(), timeout=timeout,
+            "the simulated nodes to become Ready",
+            lambda: not not_ready(),
+            timeout=timeout,
             on_timeout=lambda: f"still not Ready: {', '.join(not_ready()[:10])}; see {self.run / 'logs' / 'kwok.log'}",
         )
 
@@ -393,10 +459,8 @@ class LocalCluster:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             pids = self.leftovers()
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
             deadline = time.monotonic() + 5
             while pids and self.leftovers() and time.monotonic() < deadline:
                 time.sleep(0.1)

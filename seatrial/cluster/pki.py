@@ -59,7 +59,7 @@ class Pki:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
@@ -103,9 +103,15 @@ def _issue(
         builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -149,7 +155,10 @@ def ensure_pki(directory: Path, *, server_names: tuple[str, ...]) -> Pki:
 
     server_key = ec.generate_private_key(ec.SECP256R1())
     server = _issue(
-        subject=_name("kube-apiserver"), key=server_key, ca_cert=ca_cert, ca_key=ca_key,
+        subject=_name("kube-apiserver"),
+        key=server_key,
+        ca_cert=ca_cert,
+        ca_key=ca_key,
         server_names=tuple(wanted),
     )
     _write_key(pki.key("apiserver"), server_key)
@@ -164,9 +173,7 @@ def ensure_pki(directory: Path, *, server_names: tuple[str, ...]) -> Pki:
     sa = ec.generate_private_key(ec.SECP256R1())
     _write_key(pki.sa_key, sa)
     pki.sa_pub.write_bytes(
-        sa.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     stamp.write_text(json.dumps(wanted))
     return pki
@@ -177,9 +184,7 @@ def write_kubeconfig(path: Path, *, pki: Pki, client: str, server: str, context:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": context, "cluster": {"server": server, "certificate-authority": str(pki.ca)}}
-        ],
+        "clusters": [{"name": context, "cluster": {"server": server, "certificate-authority": str(pki.ca)}}],
         "users": [
             {
                 "name": f"{context}-{client}",

@@ -167,10 +167,10 @@ def parse_pool(doc: object, source: str) -> NodePool:
         effect = raw.get("effect")
         if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
             raise ConfigError(f"{where}: taints[{i}].effect must be NoSchedule, PreferNoSchedule or NoExecute")
-        key = raw.get("key")
-        if not isinstance(key, str) or not key:
+        taint_key = raw.get("key")
+        if not isinstance(taint_key, str) or not taint_key:
             raise ConfigError(f"{where}: taints[{i}].key is required")
-        taints.append(Taint(key=key, effect=effect, value=str(raw.get("value") or "")))
+        taints.append(Taint(key=taint_key, effect=effect, value=str(raw.get("value") or "")))
     region = doc.get("region", "local-1")
     instance_type = doc.get("instanceType")
     return NodePool(

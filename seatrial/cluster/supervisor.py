@@ -53,8 +53,11 @@ class Plan:
         )
 
     def dump(self, path: Path) -> None:
-        path.write_text(json.dumps({"processes": [asdict(p) for p in self.processes],
-                                    "start_timeout": self.start_timeout}, indent=2))
+        path.write_text(
+            json.dumps(
+                {"processes": [asdict(p) for p in self.processes], "start_timeout": self.start_timeout}, indent=2
+            )
+        )
 
 
 def _die_with_parent() -> None:
@@ -76,7 +79,7 @@ def probe(spec: ProcessSpec) -> bool:
                 if tls.get("cert"):
                     ctx.load_cert_chain(tls["cert"], tls["key"])
         try:
-            with urllib.request.urlopen(spec.ready_url, timeout=2, context=ctx) as resp:
+            with urllib.request.urlopen(spec.ready_url, timeout=2, context=ctx) as resp:  # noqa: S310 - plan URLs are http(s) on loopback
                 return bool(resp.status == 200)
         except (OSError, ValueError):
             return False
@@ -106,8 +109,13 @@ class Supervisor:
         log = open(spec.log, "ab", buffering=0)  # noqa: SIM115 - handed to the child
         env = dict(os.environ) | spec.env
         proc = subprocess.Popen(
-            spec.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, preexec_fn=_die_with_parent, close_fds=True,
+            spec.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the supervisor runs no threads
+            close_fds=True,
         )
         log.close()
         self.children[spec.name] = proc
@@ -184,6 +192,12 @@ class Supervisor:
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "--daemon":
+        # Detach: the caller gets its exit status at once and never holds a child it must reap.
+        argv = argv[1:]
+        if os.fork() > 0:
+            os._exit(0)
+        os.setsid()
     state = Path(argv[0])
     sup = Supervisor(state)
     signal.signal(signal.SIGTERM, sup.on_signal)

@@ -36,15 +36,22 @@ def apps(api: client.ApiClient) -> client.AppsV1Api:
 
 @pytest.fixture(scope="module")
 def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = f"seatrial-test-{request.module.__name__.rsplit('.', 1)[-1].removeprefix('test_').replace('_', '-')}-{uuid.uuid4().hex[:5]}"
-    core.create_namespace({"metadata": {"name": name, "labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY,
-                                                                  TEST_LABEL: "true"}}})
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    name = f"seatrial-test-{module}-{uuid.uuid4().hex[:5]}"
+    core.create_namespace(
+        {"metadata": {"name": name, "labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY, TEST_LABEL: "true"}}}
+    )
     yield name
     core.delete_namespace(name, grace_period_seconds=0)
 
 
-def pod_spec(*, gpus: int = 0, tolerate_gpu: bool = False, node_selector: dict[str, str] | None = None,
-             affinity: dict[str, Any] | None = None) -> dict[str, Any]:
+def pod_spec(
+    *,
+    gpus: int = 0,
+    tolerate_gpu: bool = False,
+    node_selector: dict[str, str] | None = None,
+    affinity: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A pod for KWOK nodes: the image is never pulled there, so any name will do."""
     resources: dict[str, Any] = {"requests": {"cpu": "10m", "memory": "16Mi"}}
     if gpus:
@@ -77,8 +84,11 @@ def deployment(name: str, replicas: int, spec: dict[str, Any]) -> dict[str, Any]
 
 
 def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> list[Any]:
-    return [p for p in core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
-            if p.metadata.deletion_timestamp is None]
+    return [
+        p
+        for p in core.list_namespaced_pod(namespace, label_selector=f"app={app}").items
+        if p.metadata.deletion_timestamp is None
+    ]
 
 
 def wait(what: str, predicate: Callable[[], Any], timeout: float = 60) -> Any:
@@ -88,8 +98,12 @@ def wait(what: str, predicate: Callable[[], Any], timeout: float = 60) -> Any:
 def ready_pods(core: client.CoreV1Api, namespace: str, app: str, count: int, timeout: float = 60) -> list[Any]:
     def check() -> list[Any] | None:
         pods = pods_of(core, namespace, app)
-        ready = [p for p in pods if p.status.phase == "Running" and any(
-            c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))]
+        ready = [
+            p
+            for p in pods
+            if p.status.phase == "Running"
+            and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+        ]
         return ready if len(ready) == count and len(pods) == count else None
 
     return wait(f"{count} ready pods of {app}", check, timeout)  # type: ignore[no-any-return]

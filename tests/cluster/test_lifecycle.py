@@ -41,16 +41,25 @@ def second(tmp_path: Path, kube_target: object) -> Iterator[tuple[dict[str, str]
     pools_dir = tmp_path / "pools"
     pools_dir.mkdir()
     (pools_dir / "small.yaml").write_text(SMALL_POOLS)
-    env = {"SEATRIAL_CLUSTER_DIR": str(tmp_path / "state"), "SEATRIAL_POOLS": str(pools_dir),
-           "SEATRIAL_PORT_OFFSET": str(OFFSET)}
+    env = {
+        "SEATRIAL_CLUSTER_DIR": str(tmp_path / "state"),
+        "SEATRIAL_POOLS": str(pools_dir),
+        "SEATRIAL_PORT_OFFSET": str(OFFSET),
+    }
     cluster = LocalCluster(tmp_path / "state", pools_dir=pools_dir, ports=Ports.from_env_offset(OFFSET))
     yield env, cluster
     cluster.down(quiet=True)
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seatrial", "cluster", *args], capture_output=True, text=True,
-                          env=os.environ | env, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "seatrial", "cluster", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ | env,
+        timeout=300,
+        check=False,
+    )
 
 
 def nothing_left(cluster: LocalCluster) -> list[str]:

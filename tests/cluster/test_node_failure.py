@@ -33,7 +33,9 @@ def test_stopped_heartbeat_marks_node_unknown_and_tainted(core: client.CoreV1Api
     wait(f"{failed_node} to turn Unknown", lambda: _ready(core, failed_node) == "Unknown", timeout=90)
 
     def tainted() -> bool:
-        return any(t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
-                   for t in core.read_node(failed_node).spec.taints or [])
+        return any(
+            t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute"
+            for t in core.read_node(failed_node).spec.taints or []
+        )
 
     wait(f"{failed_node} to carry the unreachable NoExecute taint", tainted, timeout=30)

@@ -14,8 +14,10 @@ from seatrial.cluster.local import LocalCluster
 
 
 def test_every_pool_node_ready(core: client.CoreV1Api) -> None:
-    expected = {n["metadata"]["name"] for n in pools.render_nodes(
-        pools.load_pools(LocalCluster().pools_dir), kubelet_version=versions.KUBERNETES)}
+    expected = {
+        n["metadata"]["name"]
+        for n in pools.render_nodes(pools.load_pools(LocalCluster().pools_dir), kubelet_version=versions.KUBERNETES)
+    }
     nodes = {n.metadata.name: n for n in core.list_node().items}
     assert expected <= set(nodes)
     not_ready = [name for name in expected if not kube.node_ready(nodes[name])]
@@ -38,8 +40,14 @@ def test_server_reports_pinned_version(api: client.ApiClient, kube_target: kube.
     assert kube.server_version(api) == versions.KUBERNETES
     kubectl = build.cached_binaries()
     assert kubectl is not None
-    out = subprocess.run([str(kubectl["kubectl"]), "version", "-o", "json"], capture_output=True, text=True,
-                         env=os.environ | {"KUBECONFIG": str(kube_target.kubeconfig)}, check=True, timeout=30)
+    out = subprocess.run(
+        [str(kubectl["kubectl"]), "version", "-o", "json"],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"KUBECONFIG": str(kube_target.kubeconfig)},
+        check=True,
+        timeout=30,
+    )
     info = json.loads(out.stdout)
     assert info["serverVersion"]["gitVersion"] == versions.KUBERNETES
     assert info["clientVersion"]["gitVersion"] == versions.KUBERNETES

@@ -12,8 +12,11 @@ from .conftest import deployment, pod_spec, pods_of, ready_pods, wait
 
 
 def _events(core: client.CoreV1Api, namespace: str, pod: str) -> list[Any]:
-    return [e for e in core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}").items
-            if e.reason == "FailedScheduling"]
+    return [
+        e
+        for e in core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={pod}").items
+        if e.reason == "FailedScheduling"
+    ]
 
 
 def test_gpu_pod_lands_on_gpu_node(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str) -> None:
@@ -58,10 +61,13 @@ def test_one_gpu_pod_past_capacity_stays_pending(
     free = _free_gpus(core, "gpu-a100")
     assert free > 0
     apps.create_namespaced_deployment(
-        namespace, deployment("fill", free, pod_spec(gpus=1, tolerate_gpu=True, node_selector=selector)))
+        namespace, deployment("fill", free, pod_spec(gpus=1, tolerate_gpu=True, node_selector=selector))
+    )
     ready_pods(core, namespace, "fill", free, timeout=90)
-    core.create_namespaced_pod(namespace, {"metadata": {"name": "one-too-many"},
-                                           "spec": pod_spec(gpus=1, tolerate_gpu=True, node_selector=selector)})
+    core.create_namespaced_pod(
+        namespace,
+        {"metadata": {"name": "one-too-many"}, "spec": pod_spec(gpus=1, tolerate_gpu=True, node_selector=selector)},
+    )
     events = wait("FailedScheduling for one-too-many", lambda: _events(core, namespace, "one-too-many"))
     assert "Insufficient nvidia.com/gpu" in events[0].message
     assert core.read_namespaced_pod("one-too-many", namespace).status.phase == "Pending"
@@ -73,8 +79,13 @@ def test_required_anti_affinity_spreads_replicas(
     core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str
 ) -> None:
     cpu_nodes = len(core.list_node(label_selector=f"{pools.POOL_LABEL}=cpu").items)
-    affinity = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"labelSelector": {"matchLabels": {"app": "spread"}}, "topologyKey": "kubernetes.io/hostname"}]}}
+    affinity = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "spread"}}, "topologyKey": "kubernetes.io/hostname"}
+            ]
+        }
+    }
     spec = pod_spec(node_selector={pools.POOL_LABEL: "cpu"}, affinity=affinity)
     apps.create_namespaced_deployment(namespace, deployment("spread", cpu_nodes, spec))
     placed = ready_pods(core, namespace, "spread", cpu_nodes)
@@ -83,8 +94,11 @@ def test_required_anti_affinity_spreads_replicas(
     apps.patch_namespaced_deployment_scale("spread", namespace, {"spec": {"replicas": cpu_nodes + 1}})
 
     def pending() -> list[Any]:
-        return [p for p in pods_of(core, namespace, "spread") if p.spec.node_name is None and _events(
-            core, namespace, p.metadata.name)]
+        return [
+            p
+            for p in pods_of(core, namespace, "spread")
+            if p.spec.node_name is None and _events(core, namespace, p.metadata.name)
+        ]
 
     stuck = wait("the extra replica to be unschedulable", pending)
     assert "anti-affinity" in _events(core, namespace, stuck[0].metadata.name)[0].message

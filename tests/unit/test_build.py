@@ -88,8 +88,14 @@ def test_cli_without_go_exits_2_with_one_message(tmp_path: Path) -> None:
         "SEATRIAL_CLUSTER_DIR": str(tmp_path / "cluster"),
         "SEATRIAL_PORT_OFFSET": "-1000",
     }
-    proc = subprocess.run([sys.executable, "-m", "seatrial", "cluster", "up"], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seatrial", "cluster", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Go toolchain was not found" in proc.stderr
     assert "Traceback" not in proc.stderr

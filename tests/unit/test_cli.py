@@ -12,8 +12,15 @@ REPO = Path(__file__).resolve().parents[2]
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "seatrial", *args], capture_output=True, text=True,
-                          env=(os.environ | (env or {})), timeout=120, check=False, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "seatrial", *args],
+        capture_output=True,
+        text=True,
+        env=(os.environ | (env or {})),
+        timeout=120,
+        check=False,
+        cwd=REPO,
+    )
 
 
 def test_unknown_action_is_usage_error() -> None:
