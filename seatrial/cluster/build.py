@@ -392,7 +392,23 @@ def build_kwok(*, root: Path | None = None) -> Path:
 def ensure_binaries(*, root: Path | None = None, node_binaries: bool = False) -> Binaries:
     """Everything the control plane needs (and the node binaries when real nodes are wanted)."""
     kube = build_kubernetes(KUBE_BINARIES + (NODE_BINARIES if node_binaries else ()), root=root)
-    return Binaries(paths=kube | {"etcd": build_etcd(root=root), "kwok": build_kwok(root=root)})
+    return Binaries(paths=kube | {"etcd": etcd_or_fallback(root=root), "kwok": build_kwok(root=root)})
+
+
+def etcd_or_fallback(*, root: Path | None = None) -> Path:
+    """Our pinned etcd, or, when it cannot be built, Debian's older etcd with a warning saying so."""
+    try:
+        return build_etcd(root=root)
+    except BuildError as exc:
+        system = shutil.which("etcd")
+        if not system:
+            raise
+        say(
+            f"WARNING: building etcd {versions.ETCD} failed, falling back to {system} "
+            f"(Debian's etcd-server, 3.4.x: older than Kubernetes {versions.KUBERNETES} recommends). "
+            f"Cause: {exc.message.splitlines()[0]}"
+        )
+        return Path(system)
 
 
 def cached_binaries(*, root: Path | None = None) -> Binaries | None:

@@ -201,3 +201,22 @@ def write_kubeconfig(path: Path, *, pki: Pki, client: str, server: str, context:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     path.chmod(0o600)
     return path
+
+
+def issue_node_certs(pki: Pki, *, node: str, ip: str) -> tuple[str, str]:
+    """A real node's kubelet identity (``system:node:<name>`` for the Node authorizer) and its
+    serving cert (so the API server can reach logs and exec on the node's IP). Cheap, so they are
+    issued afresh on every bring-up and always match the current CA."""
+    ca_key = serialization.load_pem_private_key(pki.key("ca").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)  # noqa: S101 - we wrote it ourselves
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    client_name, serving_name = f"node-{node}-client", f"node-{node}-serving"
+    for name, subject, kwargs in (
+        (client_name, _name(f"system:node:{node}", "system:nodes"), {"client": True}),
+        (serving_name, _name(node), {"server_names": (node, ip)}),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(subject=subject, key=key, ca_cert=ca_cert, ca_key=ca_key, **kwargs)
+        _write_key(pki.key(name), key)
+        pki.cert(name).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return client_name, serving_name

@@ -85,6 +85,8 @@ class NodePool:
     capacity_type: CapacityType = "on-demand"
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
+    real: bool = False
+    """A RealNodePool: kubelet + containerd nodes that run pods, not KWOK-simulated ones."""
 
     def node_names(self) -> list[str]:
         return [f"{self.name}-{i}" for i in range(self.count)]
@@ -124,8 +126,10 @@ def parse_pool(doc: object, source: str) -> NodePool:
     name = doc.get("name")
     where = f"{source}: pool {name!r}" if name else source
     _unknown(doc, POOL_FIELDS, where)
-    if doc.get("kind", "NodePool") != "NodePool":
-        raise ConfigError(f"{where}: kind must be NodePool, got {doc.get('kind')!r}")
+    kind = doc.get("kind", "NodePool")
+    if kind not in ("NodePool", "RealNodePool"):
+        raise ConfigError(f"{where}: kind must be NodePool or RealNodePool, got {kind!r}")
+    real = kind == "RealNodePool"
     if not isinstance(name, str) or not _DNS_LABEL.match(name) or len(name) > 50:
         raise ConfigError(f"{source}: pool name must be a DNS label (a-z, 0-9, '-'), got {name!r}")
     count = _positive_int(doc.get("count"), f"{where}: count")
@@ -133,7 +137,9 @@ def parse_pool(doc: object, source: str) -> NodePool:
     if not isinstance(zones, list) or not zones or not all(isinstance(z, str) and z for z in zones):
         raise ConfigError(f"{where}: zones must be a non-empty list of zone names")
     capacity = _str_map(doc.get("capacity"), f"{where}: capacity")
-    for key in REQUIRED_CAPACITY:
+    if real and capacity:
+        raise ConfigError(f"{where}: a RealNodePool's capacity is measured by its kubelet; remove capacity")
+    for key in () if real else REQUIRED_CAPACITY:
         if key not in capacity:
             raise ConfigError(f"{where}: capacity.{key} is required")
     for key, qty in capacity.items():
@@ -185,6 +191,7 @@ def parse_pool(doc: object, source: str) -> NodePool:
         capacity_type=capacity_type,
         labels=_str_map(doc.get("labels"), f"{where}: labels"),
         taints=tuple(taints),
+        real=real,
     )
 
 
@@ -282,4 +289,5 @@ def _dedupe(taints: Iterable[Taint]) -> list[Taint]:
 
 
 def render_nodes(pools: Iterable[NodePool], *, kubelet_version: str) -> list[dict[str, Any]]:
-    return [render_node(p, i, kubelet_version=kubelet_version) for p in pools for i in range(p.count)]
+    """The simulated (KWOK) nodes; real nodes register themselves through their kubelet."""
+    return [render_node(p, i, kubelet_version=kubelet_version) for p in pools if not p.real for i in range(p.count)]

@@ -37,6 +37,8 @@ class ProcessSpec:
     ready_url: str | None = None
     ready_tls: dict[str, str] | None = None  # {"ca": …, "cert": …, "key": …} or {"insecure": "1"}
     ready_port: int | None = None
+    ready_path: str | None = None
+    oneshot: bool = False  # runs to completion (exit 0) before the next stage starts
 
 
 @dataclass
@@ -83,6 +85,8 @@ def probe(spec: ProcessSpec) -> bool:
                 return bool(resp.status == 200)
         except (OSError, ValueError):
             return False
+    if spec.ready_path:
+        return Path(spec.ready_path).exists()
     if spec.ready_port:
         try:
             with socket.create_connection(("127.0.0.1", spec.ready_port), timeout=1):
@@ -140,10 +144,15 @@ class Supervisor:
                     return False
                 for name, spec in list(waiting.items()):
                     code = self.children[name].poll()
+                    if spec.oneshot and code == 0:
+                        self.status["processes"][name]["state"] = "done"
+                        del waiting[name]
+                        self.write_status()
+                        continue
                     if code is not None:
                         self.fail(f"{name} exited with code {code} while starting; see its log: {spec.log}")
                         return False
-                    if probe(spec):
+                    if not spec.oneshot and probe(spec):
                         self.status["processes"][name]["state"] = "running"
                         del waiting[name]
                         self.write_status()

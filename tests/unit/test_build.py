@@ -100,3 +100,24 @@ def test_cli_without_go_exits_2_with_one_message(tmp_path: Path) -> None:
     assert "Go toolchain was not found" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "cluster" / "run" / "supervisor.pid").exists()
+
+
+def test_etcd_falls_back_to_system_etcd_with_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seatrial.errors import BuildError
+
+    fake = tmp_path / "etcd"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    def broken(**_: object) -> Path:
+        raise BuildError("building etcd failed (go exited 1)")
+
+    monkeypatch.setattr(build, "build_etcd", broken)
+    assert build.etcd_or_fallback(root=tmp_path) == fake
+    assert "falling back to" in capsys.readouterr().err
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BuildError):
+        build.etcd_or_fallback(root=tmp_path)

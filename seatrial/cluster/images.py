@@ -1,0 +1,154 @@
+"""Container images for real nodes, built here because no registry can be reached.
+
+Two images are enough for the nodes themselves: a pause image (Debian's static ``catatonit`` in
+pause mode) and a Python base (a ``debootstrap --variant=minbase`` Debian root with python3) that
+the reference stack's services run on. Each is an OCI archive in the cache, named with a full
+reference (``seatrial.local/...``) so containerd keeps the name on import, and rebuilt only when
+its recipe changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from seatrial.cluster import build
+from seatrial.errors import BuildError, ToolMissingError
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    archive: Path
+
+
+PAUSE = "seatrial.local/pause:3.10"
+PYTHON = "seatrial.local/python:3.11-bookworm"
+PYTHON_PACKAGES = ("python3", "ca-certificates", "procps")
+
+
+def images_dir(root: Path | None = None) -> Path:
+    return (root or build.cache_root()) / "images"
+
+
+def _need(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise ToolMissingError(
+            f"building node images needs {', '.join(missing)}",
+            hint="apt-get install umoci catatonit debootstrap",
+        )
+
+
+def _run(cmd: list[str], *, log: Path, cwd: Path | None = None) -> None:
+    with log.open("a") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-10:])
+        raise BuildError(f"image build step failed: {' '.join(cmd[:3])} …; log: {log}\n{tail}")
+
+
+def _pack(rootfs: Path, *, ref: str, config: list[str], work: Path, out: Path, log: Path) -> None:
+    """Turn a root filesystem into a one-layer OCI archive named ``ref``."""
+    layout = work / "oci"
+    bundle = work / "bundle"
+    shutil.rmtree(layout, ignore_errors=True)
+    shutil.rmtree(bundle, ignore_errors=True)
+    _run(["umoci", "init", "--layout", str(layout)], log=log)
+    _run(["umoci", "new", "--image", f"{layout}:build"], log=log)
+    _run(["umoci", "unpack", "--image", f"{layout}:build", str(bundle)], log=log)
+    _run(["cp", "-a", f"{rootfs}/.", str(bundle / "rootfs")], log=log)
+    _run(["umoci", "repack", "--image", f"{layout}:build", str(bundle)], log=log)
+    _run(["umoci", "config", "--image", f"{layout}:build", *config], log=log)
+    _run(["umoci", "tag", "--image", f"{layout}:build", ref], log=log)
+    _run(["umoci", "rm", "--image", f"{layout}:build"], log=log)
+    tmp = out.with_suffix(".tar.new")
+    _run(["tar", "-C", str(layout), "-cf", str(tmp), "oci-layout", "index.json", "blobs"], log=log)
+    tmp.replace(out)
+    shutil.rmtree(bundle, ignore_errors=True)
+    shutil.rmtree(layout, ignore_errors=True)
+
+
+def _cached(out: Path, recipe: str) -> bool:
+    stamp = out.with_suffix(".recipe")
+    return out.exists() and stamp.exists() and stamp.read_text() == recipe
+
+
+def _stamp(out: Path, recipe: str) -> None:
+    out.with_suffix(".recipe").write_text(recipe)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def pause_image(root: Path | None = None) -> Image:
+    d = images_dir(root)
+    out = d / "pause.tar"
+    recipe = _digest(PAUSE, "catatonit -P", 1)
+    if _cached(out, recipe):
+        return Image(PAUSE, out)
+    _need("umoci", "catatonit")
+    d.mkdir(parents=True, exist_ok=True)
+    log = d / "pause.log"
+    log.write_text("")
+    work = d / "work-pause"
+    rootfs = work / "rootfs"
+    shutil.rmtree(work, ignore_errors=True)
+    rootfs.mkdir(parents=True)
+    shutil.copy2(shutil.which("catatonit") or "/usr/bin/catatonit", rootfs / "catatonit")
+    _pack(rootfs, ref=PAUSE, config=["--config.entrypoint", "/catatonit", "--config.entrypoint", "-P"],
+          work=work, out=out, log=log)
+    shutil.rmtree(work, ignore_errors=True)
+    _stamp(out, recipe)
+    return Image(PAUSE, out)
+
+
+def python_image(root: Path | None = None) -> Image:
+    d = images_dir(root)
+    out = d / "python.tar"
+    recipe = _digest(PYTHON, DEBIAN_SUITE, PYTHON_PACKAGES, 1)
+    if _cached(out, recipe):
+        return Image(PYTHON, out)
+    _need("umoci", "debootstrap")
+    d.mkdir(parents=True, exist_ok=True)
+    log = d / "python.log"
+    log.write_text("")
+    work = d / "work-python"
+    rootfs = work / "rootfs"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    build.say(f"building image {PYTHON}: debootstrap {DEBIAN_SUITE} minbase + python3 (about 2 minutes cold)")
+    started = time.monotonic()
+    _run(["debootstrap", "--variant=minbase", f"--include={','.join(PYTHON_PACKAGES)}", DEBIAN_SUITE,
+          str(rootfs), DEBIAN_MIRROR], log=log)
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        shutil.rmtree(rootfs / junk, ignore_errors=True)
+    for dev in (rootfs / "dev").iterdir():  # runc mounts /dev; device nodes do not belong in a layer
+        if dev.is_dir() and not dev.is_symlink():
+            shutil.rmtree(dev)
+        else:
+            dev.unlink()
+    _pack(rootfs, ref=PYTHON, work=work, out=out, log=log, config=[
+        "--config.env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "--config.env", "PYTHONUNBUFFERED=1", "--config.cmd", "python3", "--config.workingdir", "/"])
+    shutil.rmtree(work, ignore_errors=True)
+    _stamp(out, recipe)
+    build.record_timing(images_dir(root).parent, f"image {PYTHON}", time.monotonic() - started)
+    build.say(f"built image {PYTHON} in {time.monotonic() - started:.0f}s")
+    return Image(PYTHON, out)
+
+
+def node_images(root: Path | None = None) -> list[Image]:
+    """Every image each real node imports at start."""
+    return [pause_image(root), python_image(root)]
