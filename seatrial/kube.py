@@ -108,6 +108,10 @@ def name_of(obj: Any) -> str:
     return str(obj.metadata.name) if obj.metadata is not None else ""
 
 
+def allocatable(node: Any) -> dict[str, str]:
+    return dict(node.status.allocatable or {}) if node.status is not None else {}
+
+
 def node_ready(node: Any) -> bool:
     for cond in (node.status.conditions or []) if node.status else []:
         if cond.type == "Ready":

@@ -360,39 +360,55 @@ def build_etcd(*, root: Path | None = None) -> Path:
     return dest / "etcd"
 
 
-def build_kwok(*, root: Path | None = None) -> Path:
+def _go_install(component: str, version: str, package: str, binary: str, *, root: Path | None, note: str) -> Path:
+    """Build a module that has no replace directives with a plain ``go install``."""
     root = root or cache_root()
-    dest = root / "bin" / f"kwok-{versions.KWOK}"
-    recipe = Recipe("kwok", versions.KWOK, "kwok", "sigs.k8s.io/kwok/cmd/kwok", "-s -w", {"CGO_ENABLED": "0"})
-    with _lock(root / "locks" / "kwok.lock"):
+    dest = root / "bin" / f"{component}-{version}"
+    recipe = Recipe(component, version, binary, package, "-s -w", {"CGO_ENABLED": "0"})
+    with _lock(root / "locks" / f"{component}.lock"):
         if _missing([recipe], dest):
             go = go_binary()
-            log = root / "logs" / f"kwok-{versions.KWOK}.log"
+            log = root / "logs" / f"{component}-{version}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("")
-            out = root / "src" / f"kwok-{versions.KWOK}"
+            out = root / "src" / f"{component}-{version}"
             out.mkdir(parents=True, exist_ok=True)
             env = _go_env(recipe.env | {"GOBIN": str(out)})
             env["GOFLAGS"] = env["GOFLAGS"].replace("-mod=mod", "").strip()
-            say(f"building kwok {versions.KWOK} from its Go module (a few minutes cold)")
-            with _Progress("kwok", log) as progress:
+            say(f"building {component} {version} from its Go module ({note})")
+            with _Progress(component, log) as progress:
                 _run_go(
-                    [go, "install", "-v", "-trimpath", "-ldflags", recipe.ldflags, f"{recipe.package}@{versions.KWOK}"],
+                    [go, "install", "-v", "-trimpath", "-ldflags", recipe.ldflags, f"{package}@{version}"],
                     cwd=out,
                     log=log,
                     env=env,
-                    label="kwok",
+                    label=component,
                 )
                 _install([recipe], out, dest)
-                record_timing(root, "build kwok", time.monotonic() - progress.start)
-                say(f"built kwok in {progress.elapsed()}")
-    return dest / "kwok"
+                record_timing(root, f"build {component}", time.monotonic() - progress.start)
+                say(f"built {component} in {progress.elapsed()}")
+    return dest / binary
+
+
+def build_kwok(*, root: Path | None = None) -> Path:
+    return _go_install(
+        "kwok", versions.KWOK, "sigs.k8s.io/kwok/cmd/kwok", "kwok", root=root, note="about 2 minutes cold"
+    )
+
+
+def build_coredns(*, root: Path | None = None) -> Path:
+    return _go_install(
+        "coredns", versions.COREDNS, "github.com/coredns/coredns", "coredns", root=root, note="a few minutes cold"
+    )
 
 
 def ensure_binaries(*, root: Path | None = None, node_binaries: bool = False) -> Binaries:
     """Everything the control plane needs (and the node binaries when real nodes are wanted)."""
     kube = build_kubernetes(KUBE_BINARIES + (NODE_BINARIES if node_binaries else ()), root=root)
-    return Binaries(paths=kube | {"etcd": etcd_or_fallback(root=root), "kwok": build_kwok(root=root)})
+    paths = kube | {"etcd": etcd_or_fallback(root=root), "kwok": build_kwok(root=root)}
+    if node_binaries:
+        paths["coredns"] = build_coredns(root=root)
+    return Binaries(paths=paths)
 
 
 def etcd_or_fallback(*, root: Path | None = None) -> Path:
@@ -415,8 +431,13 @@ def cached_binaries(*, root: Path | None = None) -> Binaries | None:
     """The binaries if all are already built, without building anything (for ``status``)."""
     root = root or cache_root()
     paths = {
-        **{b: root / "bin" / f"kubernetes-{versions.KUBERNETES}" / b for b in KUBE_BINARIES},
+        **{b: root / "bin" / f"kubernetes-{versions.KUBERNETES}" / b for b in KUBE_BINARIES + NODE_BINARIES},
+        "coredns": root / "bin" / f"coredns-{versions.COREDNS}" / "coredns",
         "etcd": root / "bin" / f"etcd-{versions.ETCD}" / "etcd",
         "kwok": root / "bin" / f"kwok-{versions.KWOK}" / "kwok",
     }
-    return Binaries(paths) if all(p.exists() for p in paths.values()) else None
+    return (
+        Binaries({k: p for k, p in paths.items() if p.exists()})
+        if all(paths[k].exists() for k in (*KUBE_BINARIES, "etcd", "kwok"))
+        else None
+    )

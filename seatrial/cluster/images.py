@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from seatrial.cluster import build
+from seatrial.cluster import build, versions
 from seatrial.errors import BuildError, ToolMissingError
 
 DEBIAN_SUITE = "bookworm"
@@ -31,6 +31,7 @@ class Image:
 
 
 PAUSE = "seatrial.local/pause:3.10"
+COREDNS = f"seatrial.local/coredns:{versions.COREDNS.lstrip('v')}"
 PYTHON = "seatrial.local/python:3.11-bookworm"
 PYTHON_PACKAGES = ("python3", "ca-certificates", "procps")
 
@@ -107,8 +108,14 @@ def pause_image(root: Path | None = None) -> Image:
     shutil.rmtree(work, ignore_errors=True)
     rootfs.mkdir(parents=True)
     shutil.copy2(shutil.which("catatonit") or "/usr/bin/catatonit", rootfs / "catatonit")
-    _pack(rootfs, ref=PAUSE, config=["--config.entrypoint", "/catatonit", "--config.entrypoint", "-P"],
-          work=work, out=out, log=log)
+    _pack(
+        rootfs,
+        ref=PAUSE,
+        config=["--config.entrypoint", "/catatonit", "--config.entrypoint", "-P"],
+        work=work,
+        out=out,
+        log=log,
+    )
     shutil.rmtree(work, ignore_errors=True)
     _stamp(out, recipe)
     return Image(PAUSE, out)
@@ -130,8 +137,17 @@ def python_image(root: Path | None = None) -> Image:
     work.mkdir(parents=True)
     build.say(f"building image {PYTHON}: debootstrap {DEBIAN_SUITE} minbase + python3 (about 2 minutes cold)")
     started = time.monotonic()
-    _run(["debootstrap", "--variant=minbase", f"--include={','.join(PYTHON_PACKAGES)}", DEBIAN_SUITE,
-          str(rootfs), DEBIAN_MIRROR], log=log)
+    _run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(PYTHON_PACKAGES)}",
+            DEBIAN_SUITE,
+            str(rootfs),
+            DEBIAN_MIRROR,
+        ],
+        log=log,
+    )
     for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
         shutil.rmtree(rootfs / junk, ignore_errors=True)
     for dev in (rootfs / "dev").iterdir():  # runc mounts /dev; device nodes do not belong in a layer
@@ -139,9 +155,23 @@ def python_image(root: Path | None = None) -> Image:
             shutil.rmtree(dev)
         else:
             dev.unlink()
-    _pack(rootfs, ref=PYTHON, work=work, out=out, log=log, config=[
-        "--config.env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "--config.env", "PYTHONUNBUFFERED=1", "--config.cmd", "python3", "--config.workingdir", "/"])
+    _pack(
+        rootfs,
+        ref=PYTHON,
+        work=work,
+        out=out,
+        log=log,
+        config=[
+            "--config.env",
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "--config.env",
+            "PYTHONUNBUFFERED=1",
+            "--config.cmd",
+            "python3",
+            "--config.workingdir",
+            "/",
+        ],
+    )
     shutil.rmtree(work, ignore_errors=True)
     _stamp(out, recipe)
     build.record_timing(images_dir(root).parent, f"image {PYTHON}", time.monotonic() - started)
@@ -149,6 +179,28 @@ def python_image(root: Path | None = None) -> Image:
     return Image(PYTHON, out)
 
 
-def node_images(root: Path | None = None) -> list[Image]:
-    """Every image each real node imports at start."""
-    return [pause_image(root), python_image(root)]
+def binary_image(ref: str, binary: Path, root: Path | None = None) -> Image:
+    """A scratch image holding one static binary as its entrypoint."""
+    d = images_dir(root)
+    name = ref.rsplit("/", 1)[-1].split(":", maxsplit=1)[0]
+    out = d / f"{name}.tar"
+    recipe = _digest(ref, binary.stat().st_size, binary.stat().st_mtime_ns, 1)
+    if _cached(out, recipe):
+        return Image(ref, out)
+    _need("umoci")
+    d.mkdir(parents=True, exist_ok=True)
+    log = d / f"{name}.log"
+    log.write_text("")
+    work = d / f"work-{name}"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "rootfs").mkdir(parents=True)
+    shutil.copy2(binary, work / "rootfs" / binary.name)
+    _pack(work / "rootfs", ref=ref, config=["--config.entrypoint", f"/{binary.name}"], work=work, out=out, log=log)
+    shutil.rmtree(work, ignore_errors=True)
+    _stamp(out, recipe)
+    return Image(ref, out)
+
+
+def node_images(bins: dict[str, Path], root: Path | None = None) -> list[Image]:
+    """Every image each real node imports at start (the pause image first)."""
+    return [pause_image(root), python_image(root), binary_image(COREDNS, bins["coredns"], root)]

@@ -24,7 +24,7 @@ from typing import Any
 from kubernetes import client
 
 from seatrial import kube
-from seatrial.cluster import build, pki, pools, versions
+from seatrial.cluster import build, images, network, pki, pools, realnodes, versions
 from seatrial.cluster.supervisor import Plan, ProcessSpec, probe
 from seatrial.errors import ClusterError, ConfigError
 
@@ -123,6 +123,7 @@ class LocalCluster:
         self.run = self.state / "run"
         self.pki_dir = self.state / "pki"
         self.kubeconfig = self.state / "kubeconfig"
+        self.timings: dict[str, float] = {}
 
     # ---- state ---------------------------------------------------------------------------
     def _supervisor_pid(self) -> int | None:
@@ -192,22 +193,49 @@ class LocalCluster:
                 f"port(s) already in use on 127.0.0.1: {desc}",
                 hint="stop whatever listens there (ss -ltnp), or shift every port with SEATRIAL_PORT_OFFSET=100",
             )
+        real_pools = [p for p in node_pools if p.real]
+        if real_pools:
+            realnodes.require_host()
         started = time.monotonic()
-        bins = build.ensure_binaries(root=self.cache)
+        bins = build.ensure_binaries(root=self.cache, node_binaries=bool(real_pools))
+        node_images = images.node_images(bins.paths, self.cache) if real_pools else []
+        self.timings = {"build and images": time.monotonic() - started}
         try:
-            self._start(bins)
+            t0 = time.monotonic()
+            self._start(bins, real_pools, node_images)
+            self.timings["processes started (control plane and real nodes)"] = time.monotonic() - t0
+            t0 = time.monotonic()
             self._ensure_nodes(node_pools, timeout=timeout)
+            self.timings["all nodes Ready (and cluster DNS)"] = time.monotonic() - t0
         except BaseException:
-            say("bring-up failed; tearing down what was started")
+            kept = self._keep_logs()
+            say(f"bring-up failed; tearing down what was started (logs kept in {kept})")
             self.down(quiet=True)
             raise
         say(f"local cluster ready in {time.monotonic() - started:.1f}s; KUBECONFIG={self.kubeconfig}")
         return self.status()
 
-    def _start(self, bins: build.Binaries) -> None:
+    def _keep_logs(self) -> Path:
+        """Copy every log out of the run dir before teardown removes it, for the post-mortem."""
+        import shutil
+
+        dest = self.state / "last-failure"
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for log in self.run.rglob("*.log"):
+            target = dest / log.relative_to(self.run)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, target)
+        for extra in ("status.json", "plan.json"):
+            if (self.run / extra).exists():
+                shutil.copy2(self.run / extra, dest / extra)
+        return dest
+
+    def _start(self, bins: build.Binaries, real_pools: list[pools.NodePool], node_images: list[images.Image]) -> None:
         self.run.mkdir(parents=True, exist_ok=True)
         (self.run / "logs").mkdir(exist_ok=True)
-        names = (
+        net = network.plan([n for p in real_pools for n in p.node_names()]) if real_pools else None
+        names: tuple[str, ...] = (
             "localhost",
             "127.0.0.1",
             "10.96.0.1",
@@ -216,13 +244,31 @@ class LocalCluster:
             "kubernetes.default.svc",
             "kubernetes.default.svc.cluster.local",
         )
+        if net is not None:
+            names = (*names, net.host_ip)
         keys = pki.ensure_pki(self.pki_dir, server_names=names)
         server = f"https://127.0.0.1:{self.ports.apiserver}"
         kcfg = {
             c: pki.write_kubeconfig(self.run / f"{c}.kubeconfig", pki=keys, client=c, server=server, context=CONTEXT)
             for c in ("controller-manager", "scheduler", "kwok")
         }
-        plan = Plan(processes=self._processes(bins, keys, kcfg))
+        processes = self._processes(bins, keys, kcfg, advertise=net.host_ip if net else None)
+        if net is not None:
+            say(f"preparing {len(net.nodes)} real nodes: network namespaces, bridge {net.bridge}, containerd, kubelet")
+            (self.run / "network.json").write_text(json.dumps([n.name for n in net.nodes]))
+            network.apply(net, state=self.run)
+            realnodes.save_kernel_tunables(self.run)
+            nodes = realnodes.layout(real_pools, net, run=self.run)
+            processes += realnodes.prepare(
+                nodes,
+                keys=keys,
+                server=f"https://{net.host_ip}:{self.ports.apiserver}",
+                net=net,
+                images=node_images,
+                bins=bins.paths,
+                context=CONTEXT,
+            )
+        plan = Plan(processes=processes, start_timeout=240.0 if net else 90.0)
         plan.dump(self.run / "plan.json")
         for stale in ("status.json", "supervisor.pid"):
             (self.run / stale).unlink(missing_ok=True)
@@ -244,7 +290,9 @@ class LocalCluster:
             if phase == "ready":
                 break
             if phase == "failed":
-                raise ClusterError(f"the local control plane did not start: {raw.get('error')}")
+                raise ClusterError(f"the local cluster did not start: {raw.get('error')}")
+            if phase in ("stopping", "stopped"):
+                raise ClusterError(f"the supervisor stopped while starting; see {self.run / 'logs'}")
             for name, proc in raw.get("processes", {}).items():
                 if proc.get("state") == "running" and name not in reported:
                     reported.add(name)
@@ -253,8 +301,12 @@ class LocalCluster:
                 raise ClusterError(f"the supervisor did not report ready; see {self.run / 'logs'}")
             time.sleep(0.1)
         pki.write_kubeconfig(self.kubeconfig, pki=keys, client="admin", server=server, context=CONTEXT)
+        if net is not None:
+            network.route_services(net, SERVICE_CIDR)
 
-    def _processes(self, bins: build.Binaries, keys: pki.Pki, kcfg: dict[str, Path]) -> list[ProcessSpec]:
+    def _processes(
+        self, bins: build.Binaries, keys: pki.Pki, kcfg: dict[str, Path], *, advertise: str | None
+    ) -> list[ProcessSpec]:
         p, run, logs = self.ports, self.run, self.run / "logs"
         etcd_url = f"http://127.0.0.1:{p.etcd}"
         admin_tls = {"ca": str(keys.ca), "cert": str(keys.cert("admin")), "key": str(keys.key("admin"))}
@@ -288,12 +340,14 @@ class LocalCluster:
                 argv=[
                     str(bins["kube-apiserver"]),
                     f"--etcd-servers={etcd_url}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
+                    # with real nodes the API server must answer on the host bridge too
+                    f"--bind-address={'0.0.0.0' if advertise else '127.0.0.1'}",  # noqa: S104
+                    f"--advertise-address={advertise or '127.0.0.1'}",
                     f"--secure-port={p.apiserver}",
                     f"--tls-cert-file={keys.cert('apiserver')}",
                     f"--tls-private-key-file={keys.key('apiserver')}",
                     f"--client-ca-file={keys.ca}",
+                    "--kubelet-preferred-address-types=InternalIP",
                     f"--kubelet-client-certificate={keys.cert('apiserver-kubelet-client')}",
                     f"--kubelet-client-key={keys.key('apiserver-kubelet-client')}",
                     "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -309,7 +363,7 @@ class LocalCluster:
                     f"--proxy-client-key-file={keys.key('front-proxy-client')}",
                     "--authorization-mode=Node,RBAC",
                     "--allow-privileged=true",
-                    "--endpoint-reconciler-type=none",
+                    f"--endpoint-reconciler-type={'lease' if advertise else 'none'}",
                     "--profiling=false",
                     "--event-ttl=2h",
                     f"--cert-dir={run / 'apiserver-certs'}",
@@ -417,6 +471,84 @@ class LocalCluster:
             timeout=timeout,
             on_timeout=lambda: f"still not Ready: {', '.join(not_ready()[:10])}; see {self.run / 'logs' / 'kwok.log'}",
         )
+        real = [p for p in node_pools if p.real]
+        if real:
+            self._ensure_real_nodes(core, real, timeout=timeout)
+
+    def _ensure_real_nodes(self, core: client.CoreV1Api, real: list[pools.NodePool], *, timeout: float) -> None:
+        """Real nodes register themselves; we add what the kubelet may not set and wait for Ready.
+
+        The GPU count goes into the node status as Kubernetes documents for extended resources.
+        The kubelet resets extended resources to 0 when it restarts, so this runs on every up."""
+        names = {n: p for p in real for n in p.node_names()}
+        say(f"waiting for {len(names)} real nodes to register and be Ready")
+
+        def registered() -> bool:
+            with kube.translate("listing nodes"):
+                have = {kube.name_of(n) for n in core.list_node(label_selector="seatrial.dev/real-node=true").items}
+            return set(names) <= have
+
+        kube.wait_for(
+            "the real nodes to register",
+            registered,
+            timeout=timeout,
+            on_timeout=lambda: f"see the kubelet logs under {self.run / 'nodes'}",
+        )
+        for name, pool in names.items():
+            with kube.translate(f"labelling node {name}"):
+                core.patch_node(name, {"metadata": {"labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY}}})
+            if pool.gpu is not None:
+                patch = [{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": str(pool.gpu.count)}]
+                with kube.translate(f"advertising nvidia.com/gpu on {name}"):
+                    core.patch_node_status(name, patch)
+
+        def not_ready() -> list[str]:
+            with kube.translate("listing nodes"):
+                nodes = {kube.name_of(n): n for n in core.list_node(label_selector="seatrial.dev/real-node=true").items}
+            bad = [n for n in names if n not in nodes or not kube.node_ready(nodes[n])]
+            for n, pool in names.items():
+                gpus = str(pool.gpu.count) if pool.gpu else None
+                if gpus and n in nodes and kube.allocatable(nodes[n]).get(pools.GPU_RESOURCE) != gpus:
+                    bad.append(f"{n} (nvidia.com/gpu not yet allocatable)")
+            return bad
+
+        kube.wait_for(
+            "the real nodes to become Ready",
+            lambda: not not_ready(),
+            timeout=timeout,
+            on_timeout=lambda: f"not Ready: {', '.join(not_ready())}; see {self.run / 'nodes'}/*/logs",
+        )
+        self._apply_addons(core, timeout=timeout)
+
+    def _apply_addons(self, core: client.CoreV1Api, *, timeout: float) -> None:
+        """Cluster DNS (and any other add-on under manifests/cluster/addons), on the real nodes."""
+        addons = repo_root() / "manifests" / "cluster" / "addons"
+        bins = build.cached_binaries()
+        if bins is None or not addons.is_dir():
+            return
+        proc = subprocess.run(
+            [str(bins["kubectl"]), "apply", "--server-side", "--field-manager=seatrial", "-f", str(addons)],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"KUBECONFIG": str(self.kubeconfig)},
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ClusterError(f"applying the cluster add-ons failed: {proc.stderr.strip()}")
+        apps = client.AppsV1Api(core.api_client)
+
+        def dns_ready() -> bool:
+            with kube.translate("reading the coredns deployment"):
+                d = apps.read_namespaced_deployment("coredns", "kube-system")
+            return bool(d.spec and d.status and d.status.ready_replicas == d.spec.replicas)
+
+        say("waiting for cluster DNS (CoreDNS) on the real nodes")
+        kube.wait_for(
+            "CoreDNS to be ready",
+            dns_ready,
+            timeout=timeout,
+            on_timeout=lambda: "see: kubectl -n kube-system describe pods -l k8s-app=kube-dns",
+        )
 
     # ---- down ----------------------------------------------------------------------------
     def down(self, *, quiet: bool = False) -> None:
@@ -432,6 +564,13 @@ class LocalCluster:
             if self._supervisor_pid() is not None:
                 os.killpg(os.getpgid(pid), signal.SIGKILL)
         self._sweep()
+        saved = self.run / "network.json"
+        if saved.exists():  # real nodes: containers, mounts, cgroups, network, kernel settings
+            remaining = realnodes.cleanup(self.run)
+            network.teardown(network.plan(json.loads(saved.read_text())), state=self.run)
+            realnodes.restore_kernel_tunables(self.run)
+            if remaining:
+                say(f"WARNING: could not remove: {', '.join(remaining[:5])}")
         for leftover in (self.run, self.kubeconfig):
             if leftover.is_dir():
                 _rmtree(leftover)
@@ -442,7 +581,7 @@ class LocalCluster:
 
     def leftovers(self) -> list[int]:
         """PIDs of processes whose command line names this cluster's run directory."""
-        marker = str(self.run).encode()
+        markers = (str(self.run).encode(), str(realnodes.runtime_root(self.run)).encode())
         found = []
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -451,9 +590,18 @@ class LocalCluster:
                 cmd = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if marker in cmd:
+            if any(m in cmd for m in markers):
                 found.append(int(entry.name))
         return found
+
+    def all_pids(self) -> list[int]:
+        """Every process of the cluster: supervisor, components, shims and the real nodes' containers."""
+        pids = set(self.leftovers())
+        for root in realnodes.our_cgroups(self.run):
+            for procs in root.rglob("cgroup.procs"):
+                with contextlib.suppress(OSError, ValueError):
+                    pids |= {int(x) for x in procs.read_text().split()}
+        return sorted(pids)
 
     def _sweep(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -51,7 +51,9 @@ class NetworkPlan:
         return ipaddress.ip_network(self.node_cidr).prefixlen
 
 
-def plan(node_names: list[str], *, node_cidr: str = "10.250.0.0/24", pod_supernet: str = "10.251.0.0/16") -> NetworkPlan:
+def plan(
+    node_names: list[str], *, node_cidr: str = "10.250.0.0/24", pod_supernet: str = "10.251.0.0/16"
+) -> NetworkPlan:
     net = ipaddress.IPv4Network(node_cidr)
     pods = list(ipaddress.IPv4Network(pod_supernet).subnets(new_prefix=24))
     if len(node_names) > min(200, len(pods)):
@@ -159,3 +161,9 @@ def leftovers(p: NetworkPlan) -> list[str]:
     rules = _run(["iptables", "-S", "FORWARD"], check=False).stdout
     found += [f"iptables: {line}" for line in rules.splitlines() if f"--comment {COMMENT}" in line]
     return found
+
+
+def route_services(p: NetworkPlan, service_cidr: str) -> None:
+    """Reach ClusterIPs from the host through the first real node's kube-proxy (it masquerades,
+    so replies come back the same way). The route goes with the bridge on teardown."""
+    _run(["ip", "route", "replace", service_cidr, "via", p.nodes[0].ip, "dev", p.bridge])

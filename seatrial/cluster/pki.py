@@ -32,6 +32,7 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "kwok": ("seatrial-kwok", "system:masters"),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
     "front-proxy-client": ("front-proxy-client", None),
+    "kube-proxy": ("system:kube-proxy", None),
 }
 
 
@@ -208,7 +209,7 @@ def issue_node_certs(pki: Pki, *, node: str, ip: str) -> tuple[str, str]:
     serving cert (so the API server can reach logs and exec on the node's IP). Cheap, so they are
     issued afresh on every bring-up and always match the current CA."""
     ca_key = serialization.load_pem_private_key(pki.key("ca").read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)  # noqa: S101 - we wrote it ourselves
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     ca_cert = x509.load_pem_x509_certificate(pki.ca.read_bytes())
     client_name, serving_name = f"node-{node}-client", f"node-{node}-serving"
     for name, subject, kwargs in (

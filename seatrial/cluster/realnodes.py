@@ -11,6 +11,7 @@ a short ``/run/seatrial-<id>`` directory (unix sockets have a 108-byte path limi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -55,6 +56,39 @@ class RealNode:
         return self.runtime / "containerd.sock"
 
 
+HOST_TOOLS = {
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "runc": "runc",
+    "nsenter": "util-linux",
+    "iptables": "iptables",
+    "umoci": "umoci",
+    "catatonit": "catatonit",
+    "debootstrap": "debootstrap",
+}
+
+
+def require_host() -> None:
+    """Real nodes need root and a few Debian packages; say exactly which are missing."""
+    import shutil
+
+    from seatrial.errors import ConfigError, ToolMissingError
+
+    if os.geteuid() != 0:
+        raise ConfigError(
+            "real nodes need root (network namespaces, cgroups, mounts)",
+            hint="run as root, or drop the RealNodePool files from the node pools",
+        )
+    missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
+    if not Path("/usr/lib/cni/bridge").exists():
+        missing.append("containernetworking-plugins")
+    if missing:
+        raise ToolMissingError(
+            f"real nodes need these Debian packages: {' '.join(missing)}",
+            hint=f"apt-get update && apt-get install -y {' '.join(missing)}",
+        )
+
+
 def runtime_root(state: Path) -> Path:
     """A short, per-cluster directory under /run, derived from the state dir so it is stable."""
     return Path("/run") / f"seatrial-{hashlib.sha256(str(state).encode()).hexdigest()[:8]}"
@@ -78,10 +112,16 @@ def layout(real_pools: list[pools.NodePool], net: NetworkPlan, *, run: Path) -> 
         for i in range(p.count):
             name = f"{p.name}-{i}"
             nn = by_name[name]
-            nodes.append(RealNode(
-                pool=p, net=nn, zone=p.zones[i % len(p.zones)], conf=run / "nodes" / name,
-                runtime=rt / str(nn.index), cgroup=f"{parent}/{rt.name}-{nn.index}",
-            ))
+            nodes.append(
+                RealNode(
+                    pool=p,
+                    net=nn,
+                    zone=p.zones[i % len(p.zones)],
+                    conf=run / "nodes" / name,
+                    runtime=rt / str(nn.index),
+                    cgroup=f"{parent}/{rt.name}-{nn.index}",
+                )
+            )
     return nodes
 
 
@@ -116,8 +156,8 @@ def node_taints(node: RealNode) -> list[dict[str, str]]:
 def containerd_config(node: RealNode, pause: str) -> str:
     rt, conf = node.runtime, node.conf
     return f"""version = 2
-root = "{conf / 'containerd-root'}"
-state = "{rt / 'containerd'}"
+root = "{conf / "containerd-root"}"
+state = "{rt / "containerd"}"
 disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
@@ -127,16 +167,18 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{pause}"
   netns_mounts_under_state_dir = true
+  # our sandbox may lack CAP_SYS_RESOURCE: never ask runc for an oom_score_adj below our own
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
-        Root = "{rt / 'runc'}"
+        Root = "{rt / "runc"}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
-    conf_dir = "{conf / 'cni'}"
+    conf_dir = "{conf / "cni"}"
     max_conf_num = 1
 """
 
@@ -147,9 +189,17 @@ def cni_config(node: RealNode) -> dict[str, Any]:
         "name": f"seatrial-{node.net.index}",
         "plugins": [
             {
-                "type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
-                "ipam": {"type": "host-local", "ranges": [[{"subnet": node.net.pod_cidr}]],
-                         "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(node.conf / "cni-ipam")},
+                "type": "bridge",
+                "bridge": "cni0",
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": node.net.pod_cidr}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(node.conf / "cni-ipam"),
+                },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
@@ -173,8 +223,12 @@ def kubelet_config(node: RealNode, keys: pki.Pki, serving: str) -> dict[str, Any
         "readOnlyPort": 0,
         "staticPodPath": "",
         "failSwapOn": False,
-        "evictionHard": {"memory.available": "50Mi", "nodefs.available": "1%", "nodefs.inodesFree": "1%",
-                         "imagefs.available": "1%"},
+        "evictionHard": {
+            "memory.available": "50Mi",
+            "nodefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+            "imagefs.available": "1%",
+        },
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "serializeImagePulls": False,
@@ -184,12 +238,16 @@ def kubelet_config(node: RealNode, keys: pki.Pki, serving: str) -> dict[str, Any
         "clusterDomain": "cluster.local",
         "tlsCertFile": str(keys.cert(serving)),
         "tlsPrivateKeyFile": str(keys.key(serving)),
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(keys.ca)}},
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(keys.ca)},
+        },
         "authorization": {"mode": "Webhook"},
         "registerWithTaints": node_taints(node),
         "nodeStatusReportFrequency": "10s",
         "shutdownGracePeriod": "0s",
+        "oomScoreAdj": 0,  # lowering it needs CAP_SYS_RESOURCE, which a sandboxed host may not grant
     }
 
 
@@ -206,12 +264,21 @@ def proxy_config(node: RealNode, kubeconfig: Path, net: NetworkPlan) -> dict[str
         "clusterCIDR": net.pod_supernet,
         "iptables": {"localhostNodePorts": False, "masqueradeAll": True},
         # nf_conntrack_max is read-only outside the host's namespace: never try to set it
+        "oomScoreAdj": 0,
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
     }
 
 
-def prepare(nodes: list[RealNode], *, keys: pki.Pki, server: str, net: NetworkPlan, images: list[Image],
-            bins: dict[str, Path], context: str) -> list[ProcessSpec]:
+def prepare(
+    nodes: list[RealNode],
+    *,
+    keys: pki.Pki,
+    server: str,
+    net: NetworkPlan,
+    images: list[Image],
+    bins: dict[str, Path],
+    context: str,
+) -> list[ProcessSpec]:
     """Write every node's config and return the supervisor's process specs (stages 3-5)."""
     specs: list[ProcessSpec] = []
     pause = images[0].ref
@@ -223,38 +290,66 @@ def prepare(nodes: list[RealNode], *, keys: pki.Pki, server: str, net: NetworkPl
         (node.conf / "cni" / "10-seatrial.conflist").write_text(json.dumps(cni_config(node), indent=2))
         (node.conf / "resolv.conf").write_text("nameserver 127.0.0.1\noptions ndots:1\n")
         client_name, serving = pki.issue_node_certs(keys, node=node.name, ip=node.net.ip)
-        kubelet_kc = pki.write_kubeconfig(node.conf / "kubelet.kubeconfig", pki=keys, client=client_name,
-                                          server=server, context=context)
-        proxy_kc = pki.write_kubeconfig(node.conf / "kube-proxy.kubeconfig", pki=keys, client="kube-proxy",
-                                        server=server, context=context)
+        kubelet_kc = pki.write_kubeconfig(
+            node.conf / "kubelet.kubeconfig", pki=keys, client=client_name, server=server, context=context
+        )
+        proxy_kc = pki.write_kubeconfig(
+            node.conf / "kube-proxy.kubeconfig", pki=keys, client="kube-proxy", server=server, context=context
+        )
         (node.conf / "kubelet.yaml").write_text(yaml.safe_dump(kubelet_config(node, keys, serving)))
         (node.conf / "kube-proxy.yaml").write_text(yaml.safe_dump(proxy_config(node, proxy_kc, net)))
         ns = ["nsenter", f"--net=/run/netns/{node.net.netns}", "--"]
         logs = node.conf / "logs"
-        specs.append(ProcessSpec(
-            name=f"{node.name}/containerd", stage=3, log=str(logs / "containerd.log"),
-            ready_path=str(node.socket),
-            argv=[*ns, "containerd", f"--config={node.conf / 'containerd.toml'}"],
-        ))
+        specs.append(
+            ProcessSpec(
+                name=f"{node.name}/containerd",
+                stage=3,
+                log=str(logs / "containerd.log"),
+                ready_path=str(node.socket),
+                argv=[*ns, "containerd", f"--config={node.conf / 'containerd.toml'}"],
+            )
+        )
         for i, image in enumerate(images):
-            specs.append(ProcessSpec(
-                name=f"{node.name}/import-{i}", stage=4, log=str(logs / "images.log"), oneshot=True,
-                argv=["ctr", f"--address={node.socket}", "-n", "k8s.io", "images", "import", str(image.archive)],
-            ))
+            specs.append(
+                ProcessSpec(
+                    name=f"{node.name}/import-{i}",
+                    stage=4,
+                    log=str(logs / "images.log"),
+                    oneshot=True,
+                    argv=["ctr", f"--address={node.socket}", "-n", "k8s.io", "images", "import", str(image.archive)],
+                )
+            )
         labels = ",".join(f"{k}={v}" for k, v in node_labels(node).items())
-        specs.append(ProcessSpec(
-            name=f"{node.name}/kubelet", stage=5, log=str(logs / "kubelet.log"),
-            ready_url=f"http://{node.net.ip}:{KUBELET_HEALTHZ}/healthz",
-            argv=[*ns, str(bins["kubelet"]), f"--config={node.conf / 'kubelet.yaml'}",
-                  f"--kubeconfig={kubelet_kc}", f"--hostname-override={node.name}", f"--node-ip={node.net.ip}",
-                  f"--root-dir={node.conf / 'kubelet'}", f"--cert-dir={node.conf / 'kubelet-pki'}",
-                  f"--node-labels={labels}", f"--containerd={node.socket}", "--v=1"],
-        ))
-        specs.append(ProcessSpec(
-            name=f"{node.name}/kube-proxy", stage=5, log=str(logs / "kube-proxy.log"),
-            ready_url=f"http://{node.net.ip}:{PROXY_HEALTHZ}/healthz",
-            argv=[*ns, str(bins["kube-proxy"]), f"--config={node.conf / 'kube-proxy.yaml'}"],
-        ))
+        specs.append(
+            ProcessSpec(
+                name=f"{node.name}/kubelet",
+                stage=5,
+                log=str(logs / "kubelet.log"),
+                ready_url=f"http://{node.net.ip}:{KUBELET_HEALTHZ}/healthz",
+                argv=[
+                    *ns,
+                    str(bins["kubelet"]),
+                    f"--config={node.conf / 'kubelet.yaml'}",
+                    f"--kubeconfig={kubelet_kc}",
+                    f"--hostname-override={node.name}",
+                    f"--node-ip={node.net.ip}",
+                    f"--root-dir={node.conf / 'kubelet'}",
+                    f"--cert-dir={node.conf / 'kubelet-pki'}",
+                    f"--node-labels={labels}",
+                    f"--containerd={node.socket}",
+                    "--v=1",
+                ],
+            )
+        )
+        specs.append(
+            ProcessSpec(
+                name=f"{node.name}/kube-proxy",
+                stage=5,
+                log=str(logs / "kube-proxy.log"),
+                ready_url=f"http://{node.net.ip}:{PROXY_HEALTHZ}/healthz",
+                argv=[*ns, str(bins["kube-proxy"]), f"--config={node.conf / 'kube-proxy.yaml'}"],
+            )
+        )
     return specs
 
 
@@ -288,10 +383,8 @@ def restore_kernel_tunables(state: Path) -> None:
     saved = state / "kernel-tunables.json"
     if saved.exists():
         for key, value in json.loads(saved.read_text()).items():
-            try:
+            with contextlib.suppress(OSError):
                 (Path("/proc/sys") / key).write_text(value)
-            except OSError:
-                pass
         saved.unlink()
 
 
@@ -314,27 +407,20 @@ def cleanup(run: Path) -> list[str]:
     rt = runtime_root(run)
     roots = our_cgroups(run)
     for _ in range(3):
-        pids = {int(pid) for root in roots for procs in root.rglob("cgroup.procs")
-                for pid in _read(procs).split()}
+        pids = {int(pid) for root in roots for procs in root.rglob("cgroup.procs") for pid in _read(procs).split()}
         if not pids:
             break
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.3)
     unmount_under([str(run), str(rt)])
     for root in roots:
         for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            try:
+            with contextlib.suppress(OSError):
                 d.rmdir()
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             root.rmdir()
-        except OSError:
-            pass
     subprocess.run(["rm", "-rf", str(rt)], check=False)
     return [str(r) for r in roots if r.exists()] + mounts_under([str(run), str(rt)])
 

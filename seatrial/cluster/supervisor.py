@@ -179,8 +179,10 @@ class Supervisor:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        self.status["phase"] = "stopping"
-        self.write_status()
+        failed = self.status["phase"] == "failed"  # keep the failure visible to whoever waits on it
+        if not failed:
+            self.status["phase"] = "stopping"
+            self.write_status()
         for spec in reversed(self.plan.processes):
             proc = self.children.get(spec.name)
             if proc is None or proc.poll() is not None:
@@ -192,7 +194,8 @@ class Supervisor:
                 proc.kill()
                 proc.wait()
             self.status["processes"][spec.name]["state"] = "stopped"
-        self.status["phase"] = "stopped"
+        if not failed:
+            self.status["phase"] = "stopped"
         self.write_status()
 
     def on_signal(self, signum: int, frame: object) -> None:

@@ -14,6 +14,9 @@ ETCD = "v3.6.16"
 KWOK = "v0.7.0"
 """KWOK controller that keeps the simulated node pools alive."""
 
+COREDNS = "v1.14.7"
+"""Cluster DNS on the real nodes."""
+
 GO_DIRECTIVE = "1.24.0"
 GODEBUG_DEFAULT = "go1.24"
 """Copied from k8s.io/kubernetes' go.mod so a newer Go keeps the runtime defaults it expects."""

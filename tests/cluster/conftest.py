@@ -22,6 +22,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/cluster/" in str(item.fspath):
             item.add_marker(pytest.mark.cluster)
+    # the teardown test stops and restarts the shared cluster: run it after everything else
+    items.sort(key=lambda item: item.fspath.basename == "test_teardown.py")
 
 
 @pytest.fixture(scope="module")

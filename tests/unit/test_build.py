@@ -81,8 +81,12 @@ def test_cached_binaries_skip_build(tmp_path: Path) -> None:
 
 def test_cli_without_go_exits_2_with_one_message(tmp_path: Path) -> None:
     """Acceptance: a missing Go toolchain gives one clear message, exit 2, and starts nothing."""
+    pools = tmp_path / "pools"
+    pools.mkdir()
+    (pools / "cpu.yaml").write_text("name: cpu\ncount: 1\nzones: [a]\ncapacity: {cpu: '1', memory: 1Gi, pods: '9'}\n")
     env = {
         "PATH": "/usr/sbin:/sbin",
+        "SEATRIAL_POOLS": str(pools),
         "HOME": str(tmp_path),
         "SEATRIAL_CACHE": str(tmp_path / "cache"),
         "SEATRIAL_CLUSTER_DIR": str(tmp_path / "cluster"),
@@ -121,3 +125,25 @@ def test_etcd_falls_back_to_system_etcd_with_warning(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(BuildError):
         build.etcd_or_fallback(root=tmp_path)
+
+
+def test_cli_without_node_packages_names_them(tmp_path: Path) -> None:
+    """Real nodes need Debian packages: a machine without them is told which, exit 2."""
+    env = {
+        "PATH": "/nonexistent",
+        "HOME": str(tmp_path),
+        "SEATRIAL_CLUSTER_DIR": str(tmp_path / "cluster"),
+        "SEATRIAL_PORT_OFFSET": "-1000",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "seatrial", "cluster", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "real nodes need these Debian packages: " in proc.stderr
+    assert "containerd" in proc.stderr and "apt-get install" in proc.stderr
+    assert "Traceback" not in proc.stderr
