@@ -458,7 +458,7 @@ class LocalCluster:
             with kube.translate(f"creating node {node['metadata']['name']}"):
                 core.create_node(client.V1Node.model_validate(node))
         names = {n["metadata"]["name"] for n in wanted}
-        say(f"waiting for {len(names)} simulated nodes in {len(node_pools)} pools to be Ready")
+        say(f"waiting for {len(names)} simulated nodes in {sum(not p.real for p in node_pools)} pools to be Ready")
 
         def not_ready() -> list[str]:
             with kube.translate("listing nodes"):
@@ -549,6 +549,83 @@ class LocalCluster:
             timeout=timeout,
             on_timeout=lambda: "see: kubectl -n kube-system describe pods -l k8s-app=kube-dns",
         )
+
+    # ---- node faults ---------------------------------------------------------------------
+    def _real_node(self, name: str) -> tuple[int, network.NetworkPlan]:
+        saved = self.run / "network.json"
+        names = json.loads(saved.read_text()) if saved.exists() else []
+        if name not in names:
+            raise ConfigError(f"{name} is not a real node of the local cluster (real nodes: {', '.join(names)})")
+        return names.index(name), network.plan(names)
+
+    def _control(self, node: str, *, down: bool) -> None:
+        control = self.run / "control.json"
+        try:
+            stopped = set(json.loads(control.read_text()).get("stopped", []))
+        except (OSError, ValueError):
+            stopped = set()
+        names = {f"{node}/{c}" for c in ("containerd", "kubelet", "kube-proxy")}
+        stopped = stopped | names if down else stopped - names
+        tmp = control.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"stopped": sorted(stopped)}))
+        tmp.replace(control)
+
+    def kill_node(self, name: str, *, timeout: float = 30) -> None:
+        """Power a real node off: kubelet, containerd, kube-proxy and every container die at once
+        and the node drops off the network. The control plane notices only by the missing heartbeat."""
+        index, net = self._real_node(name)
+        self._control(name, down=True)
+        kube.wait_for(
+            f"{name}'s processes to stop",
+            lambda: all(
+                self._read_status().get("processes", {}).get(f"{name}/{c}", {}).get("state") == "stopped (requested)"
+                for c in ("containerd", "kubelet", "kube-proxy")
+            ),
+            timeout=timeout,
+        )
+        runtime = realnodes.runtime_root(self.run) / str(index)
+        marker = str(runtime).encode()
+        cgroup = f"{realnodes.cgroup_parent()}/{realnodes.runtime_root(self.run).name}-{index}"
+        for _ in range(3):
+            pids = set(realnodes.cgroup_pids(cgroup))
+            for entry in Path("/proc").iterdir():
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError):
+                        if marker in (entry / "cmdline").read_bytes():
+                            pids.add(int(entry.name))
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if not pids:
+                break
+            time.sleep(0.2)
+        # what a reboot loses: everything under /run (sandbox network namespaces, container
+        # mounts, runtime state), the pod bridge, and the IP allocations of pods that are gone
+        realnodes.unmount_under([str(runtime)])
+        import shutil
+
+        shutil.rmtree(runtime, ignore_errors=True)
+        runtime.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.run / "nodes" / name / "cni-ipam", ignore_errors=True)
+        subprocess.run(["ip", "-n", net.nodes[index].netns, "link", "delete", "cni0"], capture_output=True, check=False)
+        network.set_link(net.nodes[index].host_veth, up=False)
+
+    def revive_node(self, name: str, *, timeout: float = 90) -> None:
+        """Power the node back on and wait until it is Ready again (GPU capacity re-advertised)."""
+        index, net = self._real_node(name)
+        network.set_link(net.nodes[index].host_veth, up=True)
+        self._control(name, down=False)
+        kube.wait_for(
+            f"{name}'s processes to run again",
+            lambda: all(
+                self._read_status().get("processes", {}).get(f"{name}/{c}", {}).get("state") == "running"
+                for c in ("containerd", "kubelet", "kube-proxy")
+            ),
+            timeout=timeout,
+        )
+        node_pools = [p for p in pools.load_pools(self.pools_dir) if p.real]
+        core = client.CoreV1Api(kube.api_client(self.target()))
+        self._ensure_real_nodes(core, node_pools, timeout=timeout)
 
     # ---- down ----------------------------------------------------------------------------
     def down(self, *, quiet: bool = False) -> None:

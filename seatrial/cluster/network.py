@@ -167,3 +167,8 @@ def route_services(p: NetworkPlan, service_cidr: str) -> None:
     """Reach ClusterIPs from the host through the first real node's kube-proxy (it masquerades,
     so replies come back the same way). The route goes with the bridge on teardown."""
     _run(["ip", "route", "replace", service_cidr, "via", p.nodes[0].ip, "dev", p.bridge])
+
+
+def set_link(name: str, *, up: bool) -> None:
+    """Cut a node off the host bridge (or reconnect it), as a pulled cable or a dead host would."""
+    _run(["ip", "link", "set", name, "up" if up else "down"])

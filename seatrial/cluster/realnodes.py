@@ -425,6 +425,14 @@ def cleanup(run: Path) -> list[str]:
     return [str(r) for r in roots if r.exists()] + mounts_under([str(run), str(rt)])
 
 
+def cgroup_pids(cgroup: str) -> list[int]:
+    """Every process in one node's cgroup tree (the pids hierarchy holds them all)."""
+    base = Path("/sys/fs/cgroup/pids") / cgroup.lstrip("/")
+    if not base.is_dir():
+        return []
+    return [int(pid) for procs in base.rglob("cgroup.procs") for pid in _read(procs).split()]
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text()

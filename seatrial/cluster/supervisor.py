@@ -167,16 +167,51 @@ class Supervisor:
         return True
 
     def watch(self) -> None:
+        """Keep watch; also obey ``control.json`` ({"stopped": [names]}), the way a node is killed
+        (its processes SIGKILLed, as at power loss) and later revived (restarted stage by stage)."""
+        control = self.state / "control.json"
         while not self.stopping:
-            for name, proc in self.children.items():
+            try:
+                wanted_down = set(json.loads(control.read_text()).get("stopped", []))
+            except (OSError, ValueError):
+                wanted_down = set()
+            specs = {p.name: p for p in self.plan.processes if not p.oneshot}
+            for name in list(self.children):
+                proc, entry = self.children[name], self.status["processes"][name]
                 code = proc.poll()
-                entry = self.status["processes"][name]
-                if code is not None and entry["state"] == "running":
+                if name in wanted_down and entry["state"] != "stopped (requested)":
+                    if code is None:
+                        proc.kill()
+                        proc.wait()
+                    entry["state"] = "stopped (requested)"
+                    self.write_status()
+                elif code is not None and entry["state"] == "running" and name in specs:
                     entry["state"] = f"exited ({code})"
                     self.status["phase"] = "degraded"
                     self.status["error"] = f"{name} exited with code {code}; see {entry['log']}"
                     self.write_status()
-            time.sleep(0.5)
+            self._revive({n: s for n, s in specs.items() if n not in wanted_down})
+            time.sleep(0.25)
+
+    def _revive(self, specs: dict[str, ProcessSpec]) -> None:
+        """Restart processes no longer requested down, lowest stage first, each stage once healthy."""
+        pending = [
+            s
+            for n, s in specs.items()
+            if self.status["processes"].get(n, {}).get("state") in ("stopped (requested)", "reviving")
+        ]
+        if not pending:
+            return
+        stage = min(s.stage for s in pending)
+        for spec in (s for s in pending if s.stage == stage):
+            entry = self.status["processes"][spec.name]
+            if entry["state"] == "stopped (requested)":
+                self.spawn(spec)
+                self.status["processes"][spec.name]["state"] = "reviving"
+                self.write_status()
+            elif self.children[spec.name].poll() is None and probe(spec):
+                entry["state"] = "running"
+                self.write_status()
 
     def stop(self) -> None:
         failed = self.status["phase"] == "failed"  # keep the failure visible to whoever waits on it

@@ -65,8 +65,8 @@ def pod_spec(
         "tolerations": tolerations,
         "terminationGracePeriodSeconds": 0,
     }
-    if node_selector:
-        spec["nodeSelector"] = node_selector
+    # KWOK nodes only: real nodes would try to pull this image, which exists nowhere
+    spec["nodeSelector"] = {pools.KWOK_LABEL: "fake"} | (node_selector or {})
     if affinity:
         spec["affinity"] = affinity
     return spec

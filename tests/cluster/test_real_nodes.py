@@ -148,9 +148,11 @@ def test_unready_pod_leaves_endpoints_and_gets_no_traffic(
             for ep in s.endpoints or []:
                 if ep.target_ref and ep.target_ref.name == victim:
                     return not ep.conditions.ready
-        return True
+        return False
 
-    wait(f"{victim} to leave the ready endpoints", out_of_rotation, timeout=30)
+    wait(f"{victim} to be marked not ready in the EndpointSlice", out_of_rotation, timeout=30)
+    # kube-proxy applies the change on its next sync (about a second): wait for the data plane too
+    wait("kube-proxy to stop sending traffic to it", lambda: victim not in hit(f"http://{web}/", 10), timeout=15)
     answers = hit(f"http://{web}/", 30)
     assert victim not in answers and sum(answers.values()) == 30 and not any(a.startswith("error") for a in answers)
     kubectl(kube_target, "-n", namespace, "exec", victim, "--", "rm", "/tmp/unready")
