@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from seatrial.errors import ExitCode, SeatrialError
+from seatrial.errors import ConfigError, ExitCode, SeatrialError
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -29,6 +29,14 @@ def _cluster(args: argparse.Namespace) -> int:
             print(line)
         if not st.running or st.phase != "ready":
             return ExitCode.CLUSTER
+    elif args.action in ("kill-node", "revive-node"):
+        if not args.node:
+            raise ConfigError(f"{args.action} needs a real node's name, e.g. {args.action} real-cpu-1")
+        if args.action == "kill-node":
+            cluster.kill_node(args.node)
+        else:
+            cluster.revive_node(args.node)
+        print(f"{args.node}: {'killed' if args.action == 'kill-node' else 'Ready again'}")
     elif args.action == "build":
         from seatrial.cluster import build
 
@@ -42,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seatrial", description=__doc__)
     sub = p.add_subparsers(dest="area", required=True)
     c = sub.add_parser("cluster", help="the local cluster: build, up, down, status")
-    c.add_argument("action", choices=["up", "down", "status", "build"])
+    c.add_argument("action", choices=["up", "down", "status", "build", "kill-node", "revive-node"])
+    c.add_argument("node", nargs="?", help="the real node, for kill-node and revive-node")
     c.set_defaults(func=_cluster)
     return p
 

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,30 +243,37 @@ def kubernetes_recipes(binaries: Sequence[str]) -> list[Recipe]:
     ]
 
 
-def build_kubernetes(binaries: Sequence[str] = KUBE_BINARIES, *, root: Path | None = None) -> dict[str, Path]:
+def _build_wrapper(
+    component: str,
+    version: str,
+    recipes: Sequence[Recipe],
+    *,
+    go_mod: Callable[[str, Path, Path, dict[str, str]], str],
+    root: Path | None,
+    note: str,
+) -> dict[str, Path]:
+    """Build ``recipes`` from a wrapper module (its go.mod from ``go_mod``) into the versioned cache.
+
+    Only binaries whose recipe stamp is missing or stale are built, in one ``go build`` so shared
+    packages compile once; a lock keeps two processes from building the same thing at once."""
     root = root or cache_root()
-    dest = root / "bin" / f"kubernetes-{versions.KUBERNETES}"
-    recipes = kubernetes_recipes(binaries)
-    with _lock(root / "locks" / "kubernetes.lock"):
+    dest = root / "bin" / f"{component}-{version}"
+    with _lock(root / "locks" / f"{component}.lock"):
         todo = _missing(recipes, dest)
         if todo:
             go = go_binary()
-            work = root / "src" / f"kubernetes-{versions.KUBERNETES}"
+            work = root / "src" / f"{component}-{version}"
             work.mkdir(parents=True, exist_ok=True)
-            log = root / "logs" / f"kubernetes-{versions.KUBERNETES}.log"
+            log = root / "logs" / f"{component}-{version}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             log.write_text("")
-            env = _go_env({"CGO_ENABLED": "0"})
+            env = _go_env(todo[0].env)
             names = ", ".join(r.binary for r in todo)
-            say(
-                f"building {names} (Kubernetes {versions.KUBERNETES}) from Go modules; "
-                f"a cold build takes about 7 minutes on 2 cores, later runs reuse {dest}"
-            )
-            with _Progress("kubernetes", log) as progress:
-                upstream = _upstream_go_mod(go, work, log, env)
-                (work / "go.mod").write_text(kubernetes_wrapper_go_mod(versions.KUBERNETES, staging_modules(upstream)))
+            say(f"building {names} ({component} {version}) from Go modules ({note}); later runs reuse {dest}")
+            with _Progress(component, log) as progress:
+                (work / "go.mod").write_text(go_mod(go, work, log, env))
                 (work / "tools.go").write_text(tools_go([r.package for r in recipes]))
-                _run_go([go, "mod", "tidy"], cwd=work, log=log, env=env, label="the Kubernetes wrapper module")
+                _run_go([go, "mod", "tidy"], cwd=work, log=log, env=env, label=f"the {component} wrapper module")
                 out = work / "out"
                 out.mkdir(exist_ok=True)
                 _run_go(
@@ -292,6 +299,21 @@ def build_kubernetes(binaries: Sequence[str] = KUBE_BINARIES, *, root: Path | No
     return {r.binary: dest / r.binary for r in recipes}
 
 
+def build_kubernetes(binaries: Sequence[str] = KUBE_BINARIES, *, root: Path | None = None) -> dict[str, Path]:
+    def go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str:
+        upstream = _upstream_go_mod(go, work, log, env)
+        return kubernetes_wrapper_go_mod(versions.KUBERNETES, staging_modules(upstream))
+
+    return _build_wrapper(
+        "kubernetes",
+        versions.KUBERNETES,
+        kubernetes_recipes(binaries),
+        go_mod=go_mod,
+        root=root,
+        note="about 7 minutes cold on 2 cores",
+    )
+
+
 def _upstream_go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str:
     """Ask the module proxy for k8s.io/kubernetes' own go.mod: it lists the staging modules."""
     probe = work / "probe"
@@ -315,49 +337,13 @@ def _upstream_go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str
 
 
 def build_etcd(*, root: Path | None = None) -> Path:
-    root = root or cache_root()
-    dest = root / "bin" / f"etcd-{versions.ETCD}"
     recipe = Recipe("etcd", versions.ETCD, "etcd", "go.etcd.io/etcd/server/v3", "-s -w", {"CGO_ENABLED": "0"})
-    with _lock(root / "locks" / "etcd.lock"):
-        if _missing([recipe], dest):
-            go = go_binary()
-            work = root / "src" / f"etcd-{versions.ETCD}"
-            work.mkdir(parents=True, exist_ok=True)
-            log = root / "logs" / f"etcd-{versions.ETCD}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.write_text("")
-            env = _go_env(recipe.env)
-            say(f"building etcd {versions.ETCD} from its Go module (a few minutes cold)")
-            with _Progress("etcd", log) as progress:
-                (work / "go.mod").write_text(
-                    f"module seatrial.local/etcd\n\ngo {versions.GO_DIRECTIVE}\n\n"
-                    f"require go.etcd.io/etcd/server/v3 {versions.ETCD}\n"
-                )
-                (work / "tools.go").write_text(tools_go([recipe.package]))
-                _run_go([go, "mod", "tidy"], cwd=work, log=log, env=env, label="the etcd wrapper module")
-                out = work / "out"
-                out.mkdir(exist_ok=True)
-                _run_go(
-                    [
-                        go,
-                        "build",
-                        "-v",
-                        "-trimpath",
-                        "-ldflags",
-                        recipe.ldflags,
-                        "-o",
-                        str(out / "etcd"),
-                        recipe.package,
-                    ],
-                    cwd=work,
-                    log=log,
-                    env=env,
-                    label="etcd",
-                )
-                _install([recipe], out, dest)
-                record_timing(root, "build etcd", time.monotonic() - progress.start)
-                say(f"built etcd in {progress.elapsed()}")
-    return dest / "etcd"
+
+    def go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str:
+        del go, work, log, env
+        return f"module seatrial.local/etcd\n\ngo {versions.GO_DIRECTIVE}\n\nrequire {recipe.package} {versions.ETCD}\n"
+
+    return _build_wrapper("etcd", versions.ETCD, [recipe], go_mod=go_mod, root=root, note="about a minute cold")["etcd"]
 
 
 def _go_install(component: str, version: str, package: str, binary: str, *, root: Path | None, note: str) -> Path:

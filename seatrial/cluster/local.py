@@ -378,12 +378,7 @@ class LocalCluster:
                 ready_tls={"insecure": "1"},
                 argv=[
                     str(bins["kube-controller-manager"]),
-                    f"--kubeconfig={kcfg['controller-manager']}",
-                    f"--authentication-kubeconfig={kcfg['controller-manager']}",
-                    f"--authorization-kubeconfig={kcfg['controller-manager']}",
-                    "--bind-address=127.0.0.1",
-                    f"--secure-port={p.controller_manager}",
-                    f"--cert-dir={run / 'kcm-certs'}",
+                    *_serving_client_flags(kcfg["controller-manager"], p.controller_manager, run / "kcm-certs"),
                     f"--service-account-private-key-file={keys.sa_key}",
                     f"--root-ca-file={keys.ca}",
                     f"--cluster-signing-cert-file={keys.ca}",
@@ -406,12 +401,7 @@ class LocalCluster:
                 ready_tls={"insecure": "1"},
                 argv=[
                     str(bins["kube-scheduler"]),
-                    f"--kubeconfig={kcfg['scheduler']}",
-                    f"--authentication-kubeconfig={kcfg['scheduler']}",
-                    f"--authorization-kubeconfig={kcfg['scheduler']}",
-                    "--bind-address=127.0.0.1",
-                    f"--secure-port={p.scheduler}",
-                    f"--cert-dir={run / 'scheduler-certs'}",
+                    *_serving_client_flags(kcfg["scheduler"], p.scheduler, run / "scheduler-certs"),
                     "--leader-elect=false",
                     "--profiling=false",
                 ],
@@ -586,19 +576,7 @@ class LocalCluster:
         runtime = realnodes.runtime_root(self.run) / str(index)
         marker = str(runtime).encode()
         cgroup = f"{realnodes.cgroup_parent()}/{realnodes.runtime_root(self.run).name}-{index}"
-        for _ in range(3):
-            pids = set(realnodes.cgroup_pids(cgroup))
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    with contextlib.suppress(OSError):
-                        if marker in (entry / "cmdline").read_bytes():
-                            pids.add(int(entry.name))
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            if not pids:
-                break
-            time.sleep(0.2)
+        realnodes.kill_until_gone(lambda: set(realnodes.cgroup_pids(cgroup)) | set(_pids_naming(marker)))
         # what a reboot loses: everything under /run (sandbox network namespaces, container
         # mounts, runtime state), the pod bridge, and the IP allocations of pods that are gone
         realnodes.unmount_under([str(runtime)])
@@ -657,19 +635,11 @@ class LocalCluster:
             say("local cluster stopped; nothing of it is left running")
 
     def leftovers(self) -> list[int]:
-        """PIDs of processes whose command line names this cluster's run directory."""
-        markers = (str(self.run).encode(), str(realnodes.runtime_root(self.run)).encode())
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                cmd = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if any(m in cmd for m in markers):
-                found.append(int(entry.name))
-        return found
+        """PIDs of processes whose command line names this cluster's run or runtime directory."""
+        return sorted(
+            set(_pids_naming(str(self.run).encode()))
+            | set(_pids_naming(str(realnodes.runtime_root(self.run)).encode()))
+        )
 
     def all_pids(self) -> list[int]:
         """Every process of the cluster: supervisor, components, shims and the real nodes' containers."""
@@ -689,6 +659,32 @@ class LocalCluster:
             deadline = time.monotonic() + 5
             while pids and self.leftovers() and time.monotonic() < deadline:
                 time.sleep(0.1)
+
+
+def _pids_naming(marker: bytes) -> list[int]:
+    """Processes (other than us) whose command line contains ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def _serving_client_flags(kubeconfig: Path, port: int, cert_dir: Path) -> list[str]:
+    """Controller-manager and scheduler: talk to the API server as themselves, serve health on loopback."""
+    return [
+        f"--kubeconfig={kubeconfig}",
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={cert_dir}",
+    ]
 
 
 def _rmtree(path: Path) -> None:

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -399,6 +400,18 @@ def our_cgroups(run: Path) -> list[Path]:
     return roots
 
 
+def kill_until_gone(find: Callable[[], set[int]], *, rounds: int = 3) -> None:
+    """SIGKILL whatever ``find`` returns until it returns nothing (a dying shim may fork once more)."""
+    for _ in range(rounds):
+        pids = find()
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
 def cleanup(run: Path) -> list[str]:
     """Kill container processes (by cgroup), unmount, remove cgroups and runtime dirs.
 
@@ -406,14 +419,9 @@ def cleanup(run: Path) -> list[str]:
     node processes is not enough. Returns what could not be removed."""
     rt = runtime_root(run)
     roots = our_cgroups(run)
-    for _ in range(3):
-        pids = {int(pid) for root in roots for procs in root.rglob("cgroup.procs") for pid in _read(procs).split()}
-        if not pids:
-            break
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.3)
+    kill_until_gone(
+        lambda: {int(pid) for root in roots for procs in root.rglob("cgroup.procs") for pid in _read(procs).split()}
+    )
     unmount_under([str(run), str(rt)])
     for root in roots:
         for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):

@@ -71,7 +71,14 @@ def web(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, real_nod
         },
     )
     ready_pods(core, namespace, "web", 3, timeout=120)
-    return str(core.read_namespaced_service("web", namespace).spec.cluster_ip)
+    ip = str(core.read_namespaced_service("web", namespace).spec.cluster_ip)
+    # Ready pods are not yet routable: each kube-proxy programs the new endpoints on its next sync
+    wait(
+        "kube-proxy to route the Service",
+        lambda: not any(a.startswith("error") for a in hit(f"http://{ip}/", 10)),
+        timeout=30,
+    )
+    return ip
 
 
 def hit(url: str, n: int) -> collections.Counter[str]:
@@ -121,7 +128,13 @@ def test_service_answers_by_dns_name_from_another_pod(
         "--",
         "python3",
         "-c",
-        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())",
+        # retried a few seconds: this pod's node may program the Service a moment after the host's
+        "import time, urllib.request\n"
+        "for attempt in range(20):\n"
+        "    try:\n"
+        f"        print(urllib.request.urlopen({url!r}, timeout=5).read().decode()); break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.5)\n",
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() in {p.metadata.name for p in pods_of(core, namespace, "web")}

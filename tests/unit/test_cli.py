@@ -46,3 +46,10 @@ def test_status_of_stopped_cluster_exits_3(tmp_path: Path) -> None:
     proc = run("cluster", "status", env={"SEATRIAL_CLUSTER_DIR": str(tmp_path)})
     assert proc.returncode == 3
     assert "phase: down" in proc.stdout
+
+
+def test_kill_unknown_node_is_usage_error(tmp_path: Path) -> None:
+    proc = run("cluster", "kill-node", "nope-0", env={"SEATRIAL_CLUSTER_DIR": str(tmp_path)})
+    assert proc.returncode == 2
+    assert "nope-0 is not a real node of the local cluster" in proc.stderr
+    assert "Traceback" not in proc.stderr
