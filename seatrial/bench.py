@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -16,9 +17,11 @@ from pathlib import Path
 
 from seatrial.cluster import build
 from seatrial.cluster.local import LocalCluster, Ports
+from seatrial.cluster.pools import NodePool, parse_pool
 from seatrial.errors import ConfigError, SeatrialError
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+Row = tuple[str, str, str]
 
 
 def _rss_kib(pid: int) -> int:
@@ -48,12 +51,55 @@ def footprint(pids: list[int], window: float) -> tuple[float, float]:
     return rss, 100.0 * (after - before) / CLK_TCK / window
 
 
+def load_pools_file(path: Path) -> list[NodePool]:
+    import yaml
+
+    return [parse_pool(d, str(path)) for d in yaml.safe_load_all(path.read_text()) if d is not None]
+
+
+def _measure(label: str, state: Path, pools: Path, runs: int, goal: str, *, idle_window: float) -> list[Row]:
+    """Warm bring-up times (median), their phases, idle footprint and down time of one configuration."""
+    rows: list[Row] = []
+    cluster = LocalCluster(state, pools_dir=pools, ports=Ports.from_env_offset(200))
+    times: list[float] = []
+    phases: list[dict[str, float]] = []
+    try:
+        for i in range(runs):
+            t0 = time.monotonic()
+            st = cluster.up()
+            times.append(time.monotonic() - t0)
+            phases.append(dict(cluster.timings))
+            if i < runs - 1:
+                cluster.down(quiet=True)
+        nodes = st.nodes_total
+        rows.append(
+            (
+                f"{label}: warm bring-up to {nodes} nodes Ready (median of {runs})",
+                f"{statistics.median(times):.1f} s",
+                goal,
+            )
+        )
+        for phase in phases[-1]:
+            secs = statistics.median(p[phase] for p in phases)
+            rows.append((f"  of which: {phase}", f"{secs:.1f} s", ""))
+        time.sleep(5)  # let start-up work settle before sampling idle
+        rss, cpu = footprint(cluster.all_pids(), idle_window)
+        rows.append((f"{label}: idle RSS, whole cluster", f"{rss:.0f} MiB", "goal ≤ 3 GiB"))
+        rows.append((f"{label}: idle CPU over {idle_window:.0f} s", f"{cpu:.1f} % of one core", "goal ≤ 30 %"))
+        t0 = time.monotonic()
+        cluster.down(quiet=True)
+        rows.append((f"{label}: down", f"{time.monotonic() - t0:.1f} s", ""))
+    finally:
+        cluster.down(quiet=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="seatrial.bench")
     ap.add_argument("--runs", type=int, default=3, help="warm bring-ups to time (median reported)")
     ap.add_argument("--idle-window", type=float, default=15.0, help="seconds to sample idle CPU")
     args = ap.parse_args(argv)
-    rows: list[tuple[str, str, str]] = []
+    rows: list[Row] = []
     try:
         started = time.monotonic()
         cached = build.cached_binaries() is not None
@@ -68,41 +114,20 @@ def main(argv: list[str] | None = None) -> int:
                 hint="stop it first: nox -s cluster -- down",
             )
         with tempfile.TemporaryDirectory(prefix="seatrial-bench-") as tmp:
-            cluster = LocalCluster(Path(tmp) / "state", ports=Ports.from_env_offset(200))
-            times: list[float] = []
-            phases: list[dict[str, float]] = []
-            try:
-                for _ in range(args.runs):
-                    t0 = time.monotonic()
-                    st = cluster.up()
-                    times.append(time.monotonic() - t0)
-                    phases.append(dict(cluster.timings))
-                    nodes = st.nodes_total
-                    if len(times) < args.runs:
-                        cluster.down(quiet=True)
-                rows.append(
-                    (
-                        f"warm bring-up to {nodes} nodes Ready (median of {len(times)})",
-                        f"{statistics.median(times):.1f} s",
-                        "goal ≤ 10 s",
-                    )
+            simulated = Path(tmp) / "simulated-pools"
+            simulated.mkdir()
+            pools_dir = LocalCluster().pools_dir
+            for f in pools_dir.glob("*.y*ml"):
+                if all(not p.real for p in load_pools_file(f)):
+                    shutil.copy2(f, simulated / f.name)
+            configs = [
+                ("simulated pools only", simulated, args.runs, "goal ≤ 10 s"),
+                ("with real nodes", pools_dir, max(1, args.runs - 1), "goal: real nodes Ready ≤ 20 s"),
+            ]
+            for label, pools, runs, goal in configs:
+                rows += _measure(
+                    label, Path(tmp) / label.replace(" ", "-"), pools, runs, goal, idle_window=args.idle_window
                 )
-                rows.append(("warm bring-up, slowest", f"{max(times):.1f} s", ""))
-                for phase in phases[-1]:
-                    secs = statistics.median(p[phase] for p in phases)
-                    rows.append((f"  of which: {phase}", f"{secs:.1f} s", ""))
-                real = sum(1 for n in cluster.status().processes if n.endswith("/kubelet"))
-                if real:
-                    rows.append(("real nodes in that cluster", str(real), "goal: real nodes Ready ≤ 20 s warm"))
-                time.sleep(5)  # let start-up work settle before sampling idle
-                rss, cpu = footprint(cluster.all_pids(), args.idle_window)
-                rows.append((f"idle RSS, whole cluster ({nodes} nodes)", f"{rss:.0f} MiB", "goal ≤ 3 GiB"))
-                rows.append((f"idle CPU over {args.idle_window:.0f} s", f"{cpu:.1f} % of one core", "goal ≤ 30 %"))
-                t0 = time.monotonic()
-                cluster.down(quiet=True)
-                rows.append(("down", f"{time.monotonic() - t0:.1f} s", ""))
-            finally:
-                cluster.down(quiet=True)
     except SeatrialError as exc:
         print(f"seatrial: error: {exc}")
         return int(exc.exit_code)
