@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,50 +94,63 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
-def pause_image(root: Path | None = None) -> Image:
+def _image(
+    name: str,
+    ref: str,
+    recipe: str,
+    *,
+    tools: tuple[str, ...],
+    populate: Callable[[Path, Path], None],
+    config: list[str],
+    root: Path | None,
+) -> Image:
+    """Build (or reuse) one image: ``populate(rootfs, log)`` fills a fresh root, then it is packed."""
     d = images_dir(root)
-    out = d / "pause.tar"
-    recipe = _digest(PAUSE, "catatonit -P", 1)
+    out = d / f"{name}.tar"
     if _cached(out, recipe):
-        return Image(PAUSE, out)
-    _need("umoci", "catatonit")
+        return Image(ref, out)
+    _need("umoci", *tools)
     d.mkdir(parents=True, exist_ok=True)
-    log = d / "pause.log"
+    log = d / f"{name}.log"
     log.write_text("")
-    work = d / "work-pause"
-    rootfs = work / "rootfs"
-    shutil.rmtree(work, ignore_errors=True)
-    rootfs.mkdir(parents=True)
-    shutil.copy2(shutil.which("catatonit") or "/usr/bin/catatonit", rootfs / "catatonit")
-    _pack(
-        rootfs,
-        ref=PAUSE,
-        config=["--config.entrypoint", "/catatonit", "--config.entrypoint", "-P"],
-        work=work,
-        out=out,
-        log=log,
-    )
-    shutil.rmtree(work, ignore_errors=True)
-    _stamp(out, recipe)
-    return Image(PAUSE, out)
-
-
-def python_image(root: Path | None = None) -> Image:
-    d = images_dir(root)
-    out = d / "python.tar"
-    recipe = _digest(PYTHON, DEBIAN_SUITE, PYTHON_PACKAGES, 1)
-    if _cached(out, recipe):
-        return Image(PYTHON, out)
-    _need("umoci", "debootstrap")
-    d.mkdir(parents=True, exist_ok=True)
-    log = d / "python.log"
-    log.write_text("")
-    work = d / "work-python"
-    rootfs = work / "rootfs"
+    work = d / f"work-{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    build.say(f"building image {PYTHON}: debootstrap {DEBIAN_SUITE} minbase + python3 (about 2 minutes cold)")
     started = time.monotonic()
+    populate(work / "rootfs", log)
+    _pack(work / "rootfs", ref=ref, config=config, work=work, out=out, log=log)
+    shutil.rmtree(work, ignore_errors=True)
+    _stamp(out, recipe)
+    build.record_timing(d.parent, f"image {ref}", time.monotonic() - started)
+    build.say(f"built image {ref} in {time.monotonic() - started:.0f}s")
+    return Image(ref, out)
+
+
+def _copy_in(*files: Path) -> Callable[[Path, Path], None]:
+    def populate(rootfs: Path, log: Path) -> None:
+        del log
+        rootfs.mkdir(parents=True)
+        for f in files:
+            shutil.copy2(f, rootfs / f.name)
+
+    return populate
+
+
+def pause_image(root: Path | None = None) -> Image:
+    catatonit = Path(shutil.which("catatonit") or "/usr/bin/catatonit")
+    return _image(
+        "pause",
+        PAUSE,
+        _digest(PAUSE, "catatonit -P", 1),
+        tools=("catatonit",),
+        populate=_copy_in(catatonit),
+        config=["--config.entrypoint", "/catatonit", "--config.entrypoint", "-P"],
+        root=root,
+    )
+
+
+def _debootstrap(rootfs: Path, log: Path) -> None:
+    build.say(f"building image {PYTHON}: debootstrap {DEBIAN_SUITE} minbase + python3 (about 1-2 minutes cold)")
     _run(
         [
             "debootstrap",
@@ -155,50 +169,43 @@ def python_image(root: Path | None = None) -> Image:
             shutil.rmtree(dev)
         else:
             dev.unlink()
-    _pack(
-        rootfs,
-        ref=PYTHON,
-        work=work,
-        out=out,
-        log=log,
-        config=[
-            "--config.env",
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "--config.env",
-            "PYTHONUNBUFFERED=1",
-            "--config.cmd",
-            "python3",
-            "--config.workingdir",
-            "/",
-        ],
+
+
+def python_image(root: Path | None = None) -> Image:
+    config = [
+        "--config.env",
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "--config.env",
+        "PYTHONUNBUFFERED=1",
+        "--config.cmd",
+        "python3",
+        "--config.workingdir",
+        "/",
+    ]
+    return _image(
+        "python",
+        PYTHON,
+        _digest(PYTHON, DEBIAN_SUITE, PYTHON_PACKAGES, 1),
+        tools=("debootstrap",),
+        populate=_debootstrap,
+        config=config,
+        root=root,
     )
-    shutil.rmtree(work, ignore_errors=True)
-    _stamp(out, recipe)
-    build.record_timing(images_dir(root).parent, f"image {PYTHON}", time.monotonic() - started)
-    build.say(f"built image {PYTHON} in {time.monotonic() - started:.0f}s")
-    return Image(PYTHON, out)
 
 
 def binary_image(ref: str, binary: Path, root: Path | None = None) -> Image:
     """A scratch image holding one static binary as its entrypoint."""
-    d = images_dir(root)
     name = ref.rsplit("/", 1)[-1].split(":", maxsplit=1)[0]
-    out = d / f"{name}.tar"
     recipe = _digest(ref, binary.stat().st_size, binary.stat().st_mtime_ns, 1)
-    if _cached(out, recipe):
-        return Image(ref, out)
-    _need("umoci")
-    d.mkdir(parents=True, exist_ok=True)
-    log = d / f"{name}.log"
-    log.write_text("")
-    work = d / f"work-{name}"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "rootfs").mkdir(parents=True)
-    shutil.copy2(binary, work / "rootfs" / binary.name)
-    _pack(work / "rootfs", ref=ref, config=["--config.entrypoint", f"/{binary.name}"], work=work, out=out, log=log)
-    shutil.rmtree(work, ignore_errors=True)
-    _stamp(out, recipe)
-    return Image(ref, out)
+    return _image(
+        name,
+        ref,
+        recipe,
+        tools=(),
+        populate=_copy_in(binary),
+        config=["--config.entrypoint", f"/{binary.name}"],
+        root=root,
+    )
 
 
 def node_images(bins: dict[str, Path], root: Path | None = None) -> list[Image]:

@@ -30,6 +30,7 @@ from seatrial.errors import ClusterError, ConfigError
 
 SERVICE_CIDR = "10.96.0.0/16"
 CONTEXT = "seatrial-local"
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy")
 
 
 def repo_root() -> Path:
@@ -554,25 +555,25 @@ class LocalCluster:
             stopped = set(json.loads(control.read_text()).get("stopped", []))
         except (OSError, ValueError):
             stopped = set()
-        names = {f"{node}/{c}" for c in ("containerd", "kubelet", "kube-proxy")}
+        names = {f"{node}/{c}" for c in NODE_PROCESSES}
         stopped = stopped | names if down else stopped - names
         tmp = control.with_suffix(".tmp")
         tmp.write_text(json.dumps({"stopped": sorted(stopped)}))
         tmp.replace(control)
+
+    def _wait_node_processes(self, name: str, state: str, *, timeout: float) -> None:
+        def reached() -> bool:
+            procs = self._read_status().get("processes", {})
+            return all(procs.get(f"{name}/{c}", {}).get("state") == state for c in NODE_PROCESSES)
+
+        kube.wait_for(f"{name}'s processes to be {state}", reached, timeout=timeout)
 
     def kill_node(self, name: str, *, timeout: float = 30) -> None:
         """Power a real node off: kubelet, containerd, kube-proxy and every container die at once
         and the node drops off the network. The control plane notices only by the missing heartbeat."""
         index, net = self._real_node(name)
         self._control(name, down=True)
-        kube.wait_for(
-            f"{name}'s processes to stop",
-            lambda: all(
-                self._read_status().get("processes", {}).get(f"{name}/{c}", {}).get("state") == "stopped (requested)"
-                for c in ("containerd", "kubelet", "kube-proxy")
-            ),
-            timeout=timeout,
-        )
+        self._wait_node_processes(name, "stopped (requested)", timeout=timeout)
         runtime = realnodes.runtime_root(self.run) / str(index)
         marker = str(runtime).encode()
         cgroup = f"{realnodes.cgroup_parent()}/{realnodes.runtime_root(self.run).name}-{index}"
@@ -593,14 +594,7 @@ class LocalCluster:
         index, net = self._real_node(name)
         network.set_link(net.nodes[index].host_veth, up=True)
         self._control(name, down=False)
-        kube.wait_for(
-            f"{name}'s processes to run again",
-            lambda: all(
-                self._read_status().get("processes", {}).get(f"{name}/{c}", {}).get("state") == "running"
-                for c in ("containerd", "kubelet", "kube-proxy")
-            ),
-            timeout=timeout,
-        )
+        self._wait_node_processes(name, "running", timeout=timeout)
         node_pools = [p for p in pools.load_pools(self.pools_dir) if p.real]
         core = client.CoreV1Api(kube.api_client(self.target()))
         self._ensure_real_nodes(core, node_pools, timeout=timeout)
