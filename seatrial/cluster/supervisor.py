@@ -85,8 +85,8 @@ def probe(spec: ProcessSpec) -> bool:
                 return bool(resp.status == 200)
         except (OSError, ValueError):
             return False
-    if spec.ready_path:
-        return Path(spec.ready_path).exists()
+    if spec.ready_path:  # a unix socket that is listening, not merely a path that exists
+        return Path(spec.ready_path).is_socket()
     if spec.ready_port:
         try:
             with socket.create_connection(("127.0.0.1", spec.ready_port), timeout=1):
