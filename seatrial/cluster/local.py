@@ -97,7 +97,8 @@ class Status:
         if self.error:
             out.append(f"error: {self.error}")
         for name, p in self.processes.items():
-            out.append(f"  {name:<24} pid {p.get('pid')!s:<8} {p.get('state')}  log: {p.get('log')}")
+            ready = f" at {p['ready_after_s']}s" if "ready_after_s" in p else ""
+            out.append(f"  {name:<24} pid {p.get('pid')!s:<8} {p.get('state')}{ready}  log: {p.get('log')}")
         if self.server_version:
             out.append(f"server: {self.server_version}  nodes Ready: {self.nodes_ready}/{self.nodes_total}")
         if self.kubeconfig:

@@ -103,6 +103,11 @@ class Supervisor:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.status: dict[str, Any] = {"phase": "starting", "pid": os.getpid(), "processes": {}, "error": None}
         self.stopping = False
+        self.started = time.monotonic()
+
+    def _since_start(self) -> float:
+        """Seconds since the supervisor began: where a slow bring-up spends its time."""
+        return round(time.monotonic() - self.started, 2)
 
     def write_status(self) -> None:
         tmp = self.state / "status.json.tmp"
@@ -146,6 +151,7 @@ class Supervisor:
                     code = self.children[name].poll()
                     if spec.oneshot and code == 0:
                         self.status["processes"][name]["state"] = "done"
+                        self.status["processes"][name]["ready_after_s"] = self._since_start()
                         del waiting[name]
                         self.write_status()
                         continue
@@ -154,6 +160,7 @@ class Supervisor:
                         return False
                     if not spec.oneshot and probe(spec):
                         self.status["processes"][name]["state"] = "running"
+                        self.status["processes"][name]["ready_after_s"] = self._since_start()
                         del waiting[name]
                         self.write_status()
                 if time.monotonic() > deadline:
