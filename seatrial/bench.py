@@ -17,7 +17,7 @@ from pathlib import Path
 
 from seatrial.cluster import build
 from seatrial.cluster.local import LocalCluster, Ports
-from seatrial.cluster.pools import NodePool, parse_pool
+from seatrial.cluster.pools import load_pool_file
 from seatrial.errors import ConfigError, SeatrialError
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -49,12 +49,6 @@ def footprint(pids: list[int], window: float) -> tuple[float, float]:
     after = sum(_cpu_ticks(p) for p in pids)
     rss = sum(_rss_kib(p) for p in pids) / 1024
     return rss, 100.0 * (after - before) / CLK_TCK / window
-
-
-def load_pools_file(path: Path) -> list[NodePool]:
-    import yaml
-
-    return [parse_pool(d, str(path)) for d in yaml.safe_load_all(path.read_text()) if d is not None]
 
 
 def _measure(label: str, state: Path, pools: Path, runs: int, goal: str, *, idle_window: float) -> list[Row]:
@@ -118,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             simulated.mkdir()
             pools_dir = LocalCluster().pools_dir
             for f in pools_dir.glob("*.y*ml"):
-                if all(not p.real for p in load_pools_file(f)):
+                if all(not p.real for p in load_pool_file(f)):
                     shutil.copy2(f, simulated / f.name)
             configs = [
                 ("simulated pools only", simulated, args.runs, "goal ≤ 10 s"),

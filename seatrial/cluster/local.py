@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -219,8 +220,6 @@ class LocalCluster:
 
     def _keep_logs(self) -> Path:
         """Copy every log out of the run dir before teardown removes it, for the post-mortem."""
-        import shutil
-
         dest = self.state / "last-failure"
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
@@ -582,8 +581,6 @@ class LocalCluster:
         # what a reboot loses: everything under /run (sandbox network namespaces, container
         # mounts, runtime state), the pod bridge, and the IP allocations of pods that are gone
         realnodes.unmount_under([str(runtime)])
-        import shutil
-
         shutil.rmtree(runtime, ignore_errors=True)
         runtime.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.run / "nodes" / name / "cni-ipam", ignore_errors=True)
@@ -623,7 +620,7 @@ class LocalCluster:
                 say(f"WARNING: could not remove: {', '.join(remaining[:5])}")
         for leftover in (self.run, self.kubeconfig):
             if leftover.is_dir():
-                _rmtree(leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
             else:
                 leftover.unlink(missing_ok=True)
         if not quiet:
@@ -680,12 +677,6 @@ def _serving_client_flags(kubeconfig: Path, port: int, cert_dir: Path) -> list[s
         f"--secure-port={port}",
         f"--cert-dir={cert_dir}",
     ]
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def say(message: str) -> None:

@@ -195,19 +195,22 @@ def parse_pool(doc: object, source: str) -> NodePool:
     )
 
 
+def load_pool_file(path: Path) -> list[NodePool]:
+    """The pools of one file (a file may hold several, as YAML documents)."""
+    try:
+        docs = list(yaml.safe_load_all(path.read_text()))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    return [parse_pool(doc, str(path)) for doc in docs if doc is not None]
+
+
 def load_pools(directory: Path) -> list[NodePool]:
     """Read every ``*.yaml`` in ``directory``; a file may hold several pools (YAML documents)."""
     if not directory.is_dir():
         raise ConfigError(f"node pool directory not found: {directory}")
-    pools: list[NodePool] = []
-    for path in sorted(directory.glob("*.y*ml")):
-        try:
-            docs = list(yaml.safe_load_all(path.read_text()))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-        pools.extend(parse_pool(doc, str(path)) for doc in docs if doc is not None)
+    pools = [pool for path in sorted(directory.glob("*.y*ml")) for pool in load_pool_file(path)]
     if not pools:
         raise ConfigError(f"no node pools in {directory}", hint="add a NodePool YAML file there")
     seen: dict[str, str] = {}

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -29,6 +30,7 @@ from seatrial.cluster import pki, pools
 from seatrial.cluster.images import Image
 from seatrial.cluster.network import NetworkPlan, NodeNet
 from seatrial.cluster.supervisor import ProcessSpec
+from seatrial.errors import ConfigError, ToolMissingError
 
 CGROUP_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "systemd", "blkio", "freezer", "devices")
 KERNEL_TUNABLES = ("vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops")
@@ -71,10 +73,6 @@ HOST_TOOLS = {
 
 def require_host() -> None:
     """Real nodes need root and a few Debian packages; say exactly which are missing."""
-    import shutil
-
-    from seatrial.errors import ConfigError, ToolMissingError
-
     if os.geteuid() != 0:
         raise ConfigError(
             "real nodes need root (network namespaces, cgroups, mounts)",
@@ -451,11 +449,7 @@ def _read(path: Path) -> str:
 def unmount_under(prefixes: list[str]) -> None:
     """Lazily unmount every mount point below the given directories, deepest first."""
     for _ in range(3):
-        points = []
-        for line in Path("/proc/self/mountinfo").read_text().splitlines():
-            mp = line.split()[4].replace("\\040", " ")
-            if any(mp == p or mp.startswith(p.rstrip("/") + "/") for p in prefixes):
-                points.append(mp)
+        points = mounts_under(prefixes)
         if not points:
             return
         for mp in sorted(points, key=len, reverse=True):
@@ -463,9 +457,10 @@ def unmount_under(prefixes: list[str]) -> None:
 
 
 def mounts_under(prefixes: list[str]) -> list[str]:
+    """Mount points at or below the given directories (mountinfo escapes spaces as \\040)."""
     out = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        mp = line.split()[4]
+        mp = line.split()[4].replace("\\040", " ")
         if any(mp == p or mp.startswith(p.rstrip("/") + "/") for p in prefixes):
             out.append(mp)
     return out

@@ -19,7 +19,7 @@ from seatrial import kube
 from seatrial.cluster.local import LocalCluster
 
 from .conftest import deployment, pods_of, ready_pods, wait
-from .test_real_nodes import REAL, kubectl, web_spec
+from .test_real_nodes import REAL, kubectl, wait_routed, web_spec
 
 REPLICAS = 4
 
@@ -95,16 +95,8 @@ def service(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str) -> s
     )
     ready_pods(core, namespace, "web", REPLICAS, timeout=120)
     ip = str(core.read_namespaced_service("web", namespace).spec.cluster_ip)
-    wait("the Service to answer", lambda: Load(f"http://{ip}/").url and _answers(ip), timeout=30)
+    wait_routed(ip)
     return ip
-
-
-def _answers(ip: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://{ip}/", timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_pod_in_grace_period_gets_no_new_connections_and_delete_loses_nothing(

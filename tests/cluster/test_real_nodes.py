@@ -72,13 +72,17 @@ def web(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, real_nod
     )
     ready_pods(core, namespace, "web", 3, timeout=120)
     ip = str(core.read_namespaced_service("web", namespace).spec.cluster_ip)
-    # Ready pods are not yet routable: each kube-proxy programs the new endpoints on its next sync
+    wait_routed(ip)
+    return ip
+
+
+def wait_routed(ip: str) -> None:
+    """Ready pods are not yet routable: each kube-proxy programs new endpoints on its next sync."""
     wait(
         "kube-proxy to route the Service",
         lambda: not any(a.startswith("error") for a in hit(f"http://{ip}/", 10)),
         timeout=30,
     )
-    return ip
 
 
 def hit(url: str, n: int) -> collections.Counter[str]:
