@@ -95,7 +95,7 @@ def service(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str) -> s
     )
     ready_pods(core, namespace, "web", REPLICAS, timeout=120)
     ip = str(core.read_namespaced_service("web", namespace).spec.cluster_ip)
-    wait_routed(ip)
+    wait_routed(ip, {p.metadata.name for p in pods_of(core, namespace, "web")})
     return ip
 
 

@@ -72,17 +72,24 @@ def web(core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, real_nod
     )
     ready_pods(core, namespace, "web", 3, timeout=120)
     ip = str(core.read_namespaced_service("web", namespace).spec.cluster_ip)
-    wait_routed(ip)
+    wait_routed(ip, {p.metadata.name for p in pods_of(core, namespace, "web")})
     return ip
 
 
-def wait_routed(ip: str) -> None:
-    """Ready pods are not yet routable: each kube-proxy programs new endpoints on its next sync."""
-    wait(
-        "kube-proxy to route the Service",
-        lambda: not any(a.startswith("error") for a in hit(f"http://{ip}/", 10)),
-        timeout=30,
-    )
+def wait_routed(ip: str, pods: set[str]) -> None:
+    """Ready pods are not yet routable: each kube-proxy programs new endpoints on its next sync.
+    Wait until requests reach every pod and none fails."""
+    seen: set[str] = set()
+
+    def routed() -> bool:
+        answers = hit(f"http://{ip}/", 10)
+        if any(a.startswith("error") for a in answers):
+            seen.clear()
+            return False
+        seen.update(answers)
+        return seen >= pods
+
+    wait(f"kube-proxy to route the Service to all of {sorted(pods)}", routed, timeout=60)
 
 
 def hit(url: str, n: int) -> collections.Counter[str]:
