@@ -131,7 +131,7 @@ class Binaries:
 
 
 @contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def lock(path: Path) -> Iterator[None]:
     """Two test workers or two terminals must not build the same thing at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
@@ -258,7 +258,7 @@ def _build_wrapper(
     packages compile once; a lock keeps two processes from building the same thing at once."""
     root = root or cache_root()
     dest = root / "bin" / f"{component}-{version}"
-    with _lock(root / "locks" / f"{component}.lock"):
+    with lock(root / "locks" / f"{component}.lock"):
         todo = _missing(recipes, dest)
         if todo:
             go = go_binary()
@@ -351,7 +351,7 @@ def _go_install(component: str, version: str, package: str, binary: str, *, root
     root = root or cache_root()
     dest = root / "bin" / f"{component}-{version}"
     recipe = Recipe(component, version, binary, package, "-s -w", {"CGO_ENABLED": "0"})
-    with _lock(root / "locks" / f"{component}.lock"):
+    with lock(root / "locks" / f"{component}.lock"):
         if _missing([recipe], dest):
             go = go_binary()
             log = root / "logs" / f"{component}-{version}.log"

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from seatrial.cluster import pki, pools
-from seatrial.cluster.images import Image
+from seatrial.cluster.images import Image, plant_store
 from seatrial.cluster.network import NetworkPlan, NodeNet
 from seatrial.cluster.supervisor import ProcessSpec
 from seatrial.errors import ConfigError, ToolMissingError
@@ -275,6 +275,7 @@ def prepare(
     server: str,
     net: NetworkPlan,
     images: list[Image],
+    store: Path,
     bins: dict[str, Path],
     context: str,
 ) -> list[ProcessSpec]:
@@ -285,6 +286,7 @@ def prepare(
         for d in (node.conf / "cni", node.conf / "pod-logs", node.conf / "logs", node.runtime):
             d.mkdir(parents=True, exist_ok=True)
         make_cgroup(node.cgroup)
+        plant_store(store, node.conf / "containerd-root")
         (node.conf / "containerd.toml").write_text(containerd_config(node, pause))
         (node.conf / "cni" / "10-seatrial.conflist").write_text(json.dumps(cni_config(node), indent=2))
         (node.conf / "resolv.conf").write_text("nameserver 127.0.0.1\noptions ndots:1\n")
@@ -308,21 +310,11 @@ def prepare(
                 argv=[*ns, "containerd", f"--config={node.conf / 'containerd.toml'}"],
             )
         )
-        for i, image in enumerate(images):
-            specs.append(
-                ProcessSpec(
-                    name=f"{node.name}/import-{i}",
-                    stage=4,
-                    log=str(logs / "images.log"),
-                    oneshot=True,
-                    argv=["ctr", f"--address={node.socket}", "-n", "k8s.io", "images", "import", str(image.archive)],
-                )
-            )
         labels = ",".join(f"{k}={v}" for k, v in node_labels(node).items())
         specs.append(
             ProcessSpec(
                 name=f"{node.name}/kubelet",
-                stage=5,
+                stage=4,
                 log=str(logs / "kubelet.log"),
                 ready_url=f"http://{node.net.ip}:{KUBELET_HEALTHZ}/healthz",
                 argv=[
@@ -343,7 +335,7 @@ def prepare(
         specs.append(
             ProcessSpec(
                 name=f"{node.name}/kube-proxy",
-                stage=5,
+                stage=4,
                 log=str(logs / "kube-proxy.log"),
                 ready_url=f"http://{node.net.ip}:{PROXY_HEALTHZ}/healthz",
                 argv=[*ns, str(bins["kube-proxy"]), f"--config={node.conf / 'kube-proxy.yaml'}"],

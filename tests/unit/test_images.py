@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,51 @@ def test_binary_image_has_the_binary_as_entrypoint(tmp_path: Path) -> None:
     index, config = _index_and_config(image.archive)
     assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == "seatrial.local/tool:1"
     assert config["config"]["Entrypoint"] == ["/catatonit"]
+
+
+needs_containerd = pytest.mark.skipif(
+    not (shutil.which("containerd") and shutil.which("ctr")) or os.geteuid() != 0,
+    reason="needs root and Debian's containerd",
+)
+
+
+@needs_containerd
+def test_image_store_is_built_once_and_planted_without_copying_layers(tmp_path: Path) -> None:
+    pause = images.pause_image(tmp_path)
+    store = images.image_store([pause], tmp_path)
+    assert images.image_store([pause], tmp_path) == store  # cached by the image set
+    node = tmp_path / "node-root"
+    images.plant_store(store, node)
+    layers = list((node / images.SNAPSHOTS).iterdir())
+    assert layers
+    assert all(layer.is_symlink() and layer.resolve().is_relative_to(store) for layer in layers)
+    blobs = [p for p in (node / "io.containerd.content.v1.content").rglob("*") if p.is_file()]
+    assert blobs
+    assert all(b.stat().st_nlink >= 2 for b in blobs)  # hard links into the store
+    meta = node / "io.containerd.metadata.v1.bolt" / "meta.db"
+    assert meta.stat().st_nlink == 1  # containerd rewrites it: a copy of its own
+    assert not images._store_in_use(store)  # nothing runs from it: a rebuild may prune it
+    # a real containerd on the planted root knows the image without importing anything
+    runtime = tmp_path / "rt"
+    runtime.mkdir()
+    sock = runtime / "c.sock"
+    conf = runtime / "config.toml"
+    conf.write_text(
+        f'version = 2\nroot = "{node}"\nstate = "{runtime / "state"}"\n'
+        f'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "{sock}"\n'
+    )
+    daemon = subprocess.Popen(["containerd", f"--config={conf}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        out = subprocess.run(
+            ["ctr", f"--address={sock}", "-n", "k8s.io", "images", "ls", "-q"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert images.PAUSE in out.split()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=20)
