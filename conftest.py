@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["fixtures.cluster"]
+pytest_plugins = ["fixtures.cluster", "fixtures.stack"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -20,3 +20,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="leave the local cluster running after the session if this session started it",
     )
+    group.addoption("--stack-overlay", default=None, help="kustomize overlay to deploy (default: local, or staging)")
+    group.addoption("--stack-namespace", default=None, help="use the reference stack already deployed there")
+    group.addoption("--keep-stack", action="store_true", default=False, help="leave the deployed stack in place")

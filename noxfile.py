@@ -74,3 +74,10 @@ def lint(session: nox.Session) -> None:
 
 if os.environ.get("CI"):
     nox.options.error_on_missing_interpreters = True
+
+
+@nox.session(python=PYTHON)
+def stack(session: nox.Session) -> None:
+    """The reference stack: nox -s stack -- deploy|delete|status [NAMESPACE] [--overlay staging]."""
+    _install(session)
+    session.run("python", "-m", "seatrial", "stack", *(session.posargs or ["status"]))

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from seatrial.errors import ConfigError, ExitCode, SeatrialError
+from seatrial.errors import ClusterError, ConfigError, ExitCode, SeatrialError
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -46,6 +46,37 @@ def _cluster(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _stack(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from seatrial import kube, stack
+    from seatrial.cluster.local import LocalCluster
+
+    if args.kubeconfig or args.context:
+        path = Path(args.kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
+        st = stack.Stack(kube.Target(path, args.context))
+    elif args.action == "deploy":
+        st = stack.on_target(None)  # starts the local cluster when it is not up
+    else:
+        local = LocalCluster()
+        if local.status().phase != "ready":
+            raise ClusterError("the local cluster is not running", hint="nox -s cluster -- up, or name a cluster")
+        st = stack.Stack(local.target(), local=local)
+    if args.action == "deploy":
+        overlay = stack.overlay_dir(args.overlay or ("local" if st.local is not None else "staging"))
+        done = st.deploy(overlay, namespace=args.namespace, timeout=args.timeout, cleanup_on_failure=args.cleanup)
+        print(f"namespace: {done.namespace}")
+        print(f"ready in: {done.seconds:.1f}s")
+    elif args.action == "delete":
+        for ns in [args.namespace] if args.namespace else st.namespaces():
+            st.delete(ns)
+    else:
+        for line in st.status():
+            print(line)
+    return ExitCode.OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seatrial", description=__doc__)
     sub = p.add_subparsers(dest="area", required=True)
@@ -53,6 +84,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["up", "down", "status", "build", "kill-node", "revive-node"])
     c.add_argument("node", nargs="?", help="the real node, for kill-node and revive-node")
     c.set_defaults(func=_cluster)
+    s = sub.add_parser("stack", help="the reference stack: deploy, delete, status")
+    s.add_argument("action", choices=["deploy", "delete", "status"])
+    s.add_argument("namespace", nargs="?", help="deploy into / delete this namespace (default: a fresh one / all)")
+    s.add_argument("--overlay", help="local, staging or a kustomize dir (default: local on the local cluster)")
+    s.add_argument("--kubeconfig", help="a cluster other than the local one")
+    s.add_argument("--context", help="kubeconfig context")
+    s.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every workload (default 300)")
+    s.add_argument("--cleanup", action="store_true", help="delete the namespace when a deploy fails (default: keep)")
+    s.set_defaults(func=_stack)
     return p
 
 

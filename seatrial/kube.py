@@ -117,3 +117,13 @@ def node_ready(node: Any) -> bool:
         if cond.type == "Ready":
             return bool(cond.status == "True")
     return False
+
+
+_SERIALIZER = client.ApiClient()
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """An API object as the API sends it (camelCase keys, absent fields absent): the typed models
+    make every field optional, which reads worse than ``.get`` with a default."""
+    out = _SERIALIZER.sanitize_for_serialization(obj)  # type: ignore[no-untyped-call]
+    return out if isinstance(out, dict) else {}

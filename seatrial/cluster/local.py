@@ -34,6 +34,36 @@ CONTEXT = "seatrial-local"
 NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy")
 
 
+VOLUMES_PER_NODE = 4
+VOLUME_LABEL = "seatrial.dev/local-volume=true"
+
+
+def _local_pv(name: str, node: str, path: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": name,
+            "labels": {"seatrial.dev/local-volume": "true", pools.MANAGED_BY_LABEL: pools.MANAGED_BY},
+        },
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "seatrial-local",
+            "volumeMode": "Filesystem",
+            "local": {"path": str(path)},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}
+                    ]
+                }
+            },
+        },
+    }
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
@@ -207,7 +237,7 @@ class LocalCluster:
         started = self._t0 = time.monotonic()
         self.timings = {}
         bins = build.ensure_binaries(root=self.cache, node_binaries=bool(real_pools))
-        node_images = images.node_images(bins.paths, self.cache) if real_pools else []
+        node_images = images.node_images(bins.paths, self.cache, repo_root() / "apps") if real_pools else []
         store = images.image_store(node_images, self.cache) if real_pools else None
         self._mark("binaries and images ready")
         try:
@@ -560,6 +590,77 @@ class LocalCluster:
             on_timeout=lambda: "see: kubectl -n kube-system describe pods -l k8s-app=kube-dns",
         )
         self._mark("cluster DNS ready")
+        self.ensure_volumes(core)
+
+    def ensure_volumes(self, core: client.CoreV1Api | None = None) -> None:
+        """Keep VOLUMES_PER_NODE Available local PersistentVolumes on every real node.
+
+        A released volume (its claim was deleted) is wiped and offered again, which is what a
+        dynamic provisioner's delete would do; so stack after stack binds its claims here."""
+        core = core or client.CoreV1Api(kube.api_client(self.target()))
+        saved = self.run / "network.json"
+        nodes = json.loads(saved.read_text()) if saved.exists() else []
+        with kube.translate("listing persistent volumes"):
+            have = {kube.name_of(pv): pv for pv in core.list_persistent_volume(label_selector=VOLUME_LABEL).items}
+        released = [n for n, pv in have.items() if pv.status and pv.status.phase in ("Released", "Failed")]
+        for name in released:
+            with kube.translate(f"recycling volume {name}"):
+                core.delete_persistent_volume(name)
+
+        def released_gone() -> bool:
+            with kube.translate("listing persistent volumes"):
+                left = {kube.name_of(pv) for pv in core.list_persistent_volume(label_selector=VOLUME_LABEL).items}
+            return not left & set(released)
+
+        kube.wait_for("released local volumes to be deleted", released_gone, timeout=60)
+        for node in nodes:
+            for i in range(VOLUMES_PER_NODE):
+                name = f"local-{node}-{i}"
+                path = self.run / "nodes" / node / "volumes" / str(i)
+                if name in released:
+                    shutil.rmtree(path, ignore_errors=True)
+                elif name in have:
+                    continue
+                path.mkdir(parents=True, exist_ok=True)
+                with kube.translate(f"creating volume {name}"):
+                    core.create_persistent_volume(client.V1PersistentVolume.model_validate(_local_pv(name, node, path)))
+
+    def ensure_images(self, wanted: list[images.Image]) -> list[str]:
+        """Import images that changed since the nodes started (e.g. the stack's, after a code
+        change) into every running real node; returns the refs imported."""
+        saved = self.run / "network.json"
+        names = json.loads(saved.read_text()) if saved.exists() else []
+        rt = realnodes.runtime_root(self.run)
+        todo: list[tuple[str, images.Image, Path]] = []
+        for index, node in enumerate(names):
+            sock = rt / str(index) / "containerd.sock"
+            if not sock.exists():
+                continue  # a killed node gets the image from the store when it comes back
+            listed = subprocess.run(
+                ["ctr", f"--address={sock}", "-n", "k8s.io", "images", "ls"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            have = {f[0]: f[2] for f in (line.split() for line in listed.splitlines()[1:]) if len(f) > 2}
+            todo += [(node, img, sock) for img in wanted if have.get(img.ref) != images.manifest_digest(img.archive)]
+        if todo:
+            refs, nodes = {i.ref for _, i, _ in todo}, {n for n, _, _ in todo}
+            say(f"importing {len(refs)} changed image(s) into {len(nodes)} node(s)")
+        procs = [
+            (node, img, subprocess.Popen(
+                ["ctr", f"--address={sock}", "-n", "k8s.io", "images", "import", str(img.archive)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            ))
+            for node, img, sock in todo
+        ]  # fmt: skip
+        for node, img, proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise ClusterError(f"importing {img.ref} into {node} failed: {err.strip()}")
+        return sorted({img.ref for _, img, _ in todo})
 
     # ---- node faults ---------------------------------------------------------------------
     def _real_node(self, name: str) -> tuple[int, network.NetworkPlan]:

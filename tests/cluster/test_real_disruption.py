@@ -135,8 +135,9 @@ def test_node_kill_keeps_service_answering(
     on_victim = {p.metadata.name for p in pods_of(core, namespace, "web") if p.spec.node_name == victim}
     assert on_victim, "the spread constraint should have put pods on both CPU nodes"
     cluster = LocalCluster()
-    # eight clients with short timeouts: a request that hits a dead pod costs 1 s, not the Service
-    with Load(f"http://{service}/", timeout=1.0, workers=8) as load:
+    # eight clients: a request that hits a dead pod costs its timeout, not the Service. The timeout
+    # leaves room for one TCP SYN retransmission (1 s), as any real client has.
+    with Load(f"http://{service}/", timeout=2.5, workers=8) as load:
         time.sleep(1)
         killed.append(victim)
         cluster.kill_node(victim)
@@ -172,7 +173,7 @@ def test_drain_keeps_service_answering(
     ready_pods(core, namespace, "web", REPLICAS, timeout=120)
     assert any(p.spec.node_name == victim for p in pods_of(core, namespace, "web"))
     try:
-        with Load(f"http://{service}/", timeout=1.0, workers=4) as load:
+        with Load(f"http://{service}/", timeout=2.5, workers=4) as load:
             time.sleep(1)
             proc = kubectl(kube_target, "drain", victim, "--pod-selector=app=web", "--timeout=90s")
             assert proc.returncode == 0, proc.stderr

@@ -27,7 +27,7 @@ def test_network_plan_is_stable_and_disjoint() -> None:
 def test_real_pool_parses_and_is_not_simulated() -> None:
     node_pools = pools.load_pools(REPO / "manifests" / "cluster")
     real = [p for p in node_pools if p.real]
-    assert {p.name for p in real} == {"real-cpu", "real-gpu"}
+    assert {p.name for p in real} == {"real-cpu", "real-gpu", "real-spot"}
     names = {n["metadata"]["name"] for n in pools.render_nodes(node_pools, kubelet_version="v1")}
     assert not names & {n for p in real for n in p.node_names()}
 

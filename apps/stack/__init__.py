@@ -1,0 +1,1 @@
+"""The reference stack's services (see apps/README.md)."""

@@ -1,0 +1,171 @@
+"""The OpenAI-compatible front: API-key auth, routing to inference replicas through the hub's
+registry with timeouts and retries, a Redis response cache, and a drain on SIGTERM so that
+rollouts and evictions lose no request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import threading
+import time
+from typing import Any
+
+from stack.common import (
+    HttpError,
+    Redis,
+    Request,
+    Service,
+    env_float,
+    http_json,
+    log,
+    read_secret,
+    setup_logging,
+)
+
+
+class Backends:
+    """The hub's answer, kept for a short while and kept on hub errors: a hub restart must not
+    stop traffic that already knows where to go."""
+
+    def __init__(self, hub: str, ttl: float) -> None:
+        self.hub = hub
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+        self._rr = itertools.count()
+        self._lock = threading.Lock()
+
+    def urls(self, model: str) -> list[str]:
+        with self._lock:
+            fetched, urls = self._cache.get(model, (0.0, []))
+        if time.monotonic() - fetched > self.ttl:
+            try:
+                status, body = http_json("GET", f"{self.hub}/v1/backends", headers={"X-Model": model}, timeout=1.0)
+                if status == 200:
+                    urls = [b["url"] for b in body["backends"]]
+                    with self._lock:
+                        self._cache[model] = (time.monotonic(), urls)
+            except OSError as exc:
+                log.warning("hub unreachable, using the last known backends: %s", exc)
+        if not urls:
+            return []
+        start = next(self._rr) % len(urls)
+        return urls[start:] + urls[:start]
+
+    def forget(self, model: str) -> None:
+        with self._lock:
+            self._cache.pop(model, None)
+
+
+def cache_key(body: dict[str, Any]) -> str:
+    canonical = json.dumps({k: body.get(k) for k in ("model", "messages", "max_tokens", "temperature")}, sort_keys=True)
+    return "gw:cache:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def main() -> None:
+    setup_logging("gateway")
+    api_key = read_secret("API_KEY")
+    model_default = os.environ.get("MODEL_NAME", "seatrial-tiny")
+    hub = os.environ.get("HUB_URL", "http://hub:8080")
+    backends = Backends(hub, env_float("BACKENDS_TTL_SECONDS", 2))
+    redis_host = os.environ.get("REDIS_HOST", "redis")
+    redis = Redis(redis_host, int(os.environ.get("REDIS_PORT", "6379")), read_secret("REDIS_PASSWORD"))
+    cache_ttl = int(os.environ.get("CACHE_TTL_SECONDS", "300"))
+    upstream_timeout = env_float("UPSTREAM_TIMEOUT_SECONDS", 30)
+    attempts = int(os.environ.get("UPSTREAM_ATTEMPTS", "3"))
+    svc = Service("gateway", int(os.environ.get("PORT", "8080")))
+    m = svc.metrics
+
+    def authorized(r: Request) -> None:
+        header = r.headers.get("Authorization") or ""
+        given = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        if not given or not hmac.compare_digest(given.encode(), api_key.encode()):
+            raise HttpError(401, "missing or wrong API key (Authorization: Bearer <key>)")
+
+    def healthz(_r: Request) -> tuple[int, Any]:
+        return 200, {"status": "ok"}
+
+    def readyz(_r: Request) -> tuple[int, Any]:
+        if svc.draining.is_set():
+            return 503, {"status": "draining"}
+        problems = []
+        try:
+            redis.command("PING")
+        except Exception as exc:
+            problems.append(f"redis: {exc}")
+        try:
+            status, _ = http_json("GET", f"{hub}/healthz", timeout=1.0)
+            if status != 200:
+                problems.append(f"hub: HTTP {status}")
+        except OSError as exc:
+            problems.append(f"hub: {exc}")
+        return (503, {"status": "; ".join(problems)}) if problems else (200, {"status": "ok"})
+
+    def models(r: Request) -> tuple[int, Any]:
+        authorized(r)
+        return 200, {"object": "list", "data": [{"id": model_default, "object": "model", "owned_by": "seatrial"}]}
+
+    def chat(r: Request) -> tuple[int, Any]:
+        started = time.monotonic()
+        code = 500
+        try:
+            authorized(r)
+            body = r.json()
+            if body.get("stream"):
+                raise HttpError(400, "streaming is not supported by this gateway")
+            model = body.setdefault("model", model_default)
+            key = cache_key(body)
+            try:
+                cached = redis.command("GET", key)
+            except Exception as exc:
+                log.warning("cache read failed: %s", exc)
+                cached = None
+            if cached is not None:
+                m.inc("gateway_cache_hits_total")
+                code = 200
+                return 200, json.loads(cached)
+            m.inc("gateway_cache_misses_total")
+            last = "no inference replica is registered for this model"
+            for url in backends.urls(model)[:attempts]:
+                try:
+                    status, answer = http_json("POST", f"{url}/v1/chat/completions", body, timeout=upstream_timeout)
+                except OSError as exc:
+                    last = f"{url}: {exc}"
+                    backends.forget(model)
+                    m.inc("gateway_upstream_retries_total")
+                    continue
+                if status == 503:  # loading or draining: another replica may answer
+                    last = f"{url}: 503 {answer}"
+                    m.inc("gateway_upstream_retries_total")
+                    continue
+                if status == 200:
+                    try:
+                        redis.command("SET", key, json.dumps(answer), "EX", str(cache_ttl))
+                    except Exception as exc:
+                        log.warning("cache write failed: %s", exc)
+                code = status
+                return status, answer
+            code = 503
+            raise HttpError(503, f"no inference replica answered: {last}")
+        except HttpError as exc:
+            code = exc.status
+            raise
+        finally:
+            elapsed = time.monotonic() - started
+            m.inc("gateway_requests_total", code=str(code))
+            if code >= 500:
+                m.inc("gateway_errors_total")
+            m.observe("gateway_request_seconds", elapsed)
+
+    svc.route("GET", "/healthz", healthz)
+    svc.route("GET", "/readyz", readyz)
+    svc.route("GET", "/v1/models", models)
+    svc.route("POST", "/v1/chat/completions", chat)
+    svc.serve(drain_delay=env_float("DRAIN_SECONDS", 0))
+
+
+if __name__ == "__main__":
+    main()
