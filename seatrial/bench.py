@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from seatrial.cluster import build
-from seatrial.cluster.local import LocalCluster, Ports
+from seatrial.cluster import build, images
+from seatrial.cluster.local import LocalCluster, Ports, repo_root
 from seatrial.cluster.pools import load_pool_file
 from seatrial.errors import ConfigError, SeatrialError
 
@@ -51,7 +51,23 @@ def footprint(pids: list[int], window: float) -> tuple[float, float]:
     return rss, 100.0 * (after - before) / CLK_TCK / window
 
 
-def _measure(label: str, state: Path, pools: Path, runs: int, goal: str, *, idle_window: float) -> list[Row]:
+def _stack_rows(cluster: LocalCluster) -> list[Row]:
+    """Deploy the reference stack from nothing on the warm cluster, time it, delete it."""
+    from seatrial import stack
+
+    st = stack.Stack(cluster.target(), local=cluster)
+    done = st.deploy(stack.overlay_dir("local"), timeout=300, cleanup_on_failure=True)
+    t0 = time.monotonic()
+    st.delete(done.namespace, quiet=True)
+    return [
+        ("reference stack: deploy until every workload is ready", f"{done.seconds:.1f} s", "overlay local"),
+        ("reference stack: delete (namespace gone, volumes recycled)", f"{time.monotonic() - t0:.1f} s", ""),
+    ]
+
+
+def _measure(
+    label: str, state: Path, pools: Path, runs: int, goal: str, *, idle_window: float, with_stack: bool = False
+) -> list[Row]:
     """Warm bring-up times (median), their phases, idle footprint and down time of one configuration."""
     rows: list[Row] = []
     cluster = LocalCluster(state, pools_dir=pools, ports=Ports.from_env_offset(200))
@@ -80,6 +96,8 @@ def _measure(label: str, state: Path, pools: Path, runs: int, goal: str, *, idle
         rss, cpu = footprint(cluster.all_pids(), idle_window)
         rows.append((f"{label}: idle RSS, whole cluster", f"{rss:.0f} MiB", "goal ≤ 3 GiB"))
         rows.append((f"{label}: idle CPU over {idle_window:.0f} s", f"{cpu:.1f} % of one core", "goal ≤ 30 %"))
+        if with_stack:
+            rows += _stack_rows(cluster)
         t0 = time.monotonic()
         cluster.down(quiet=True)
         rows.append((f"{label}: down", f"{time.monotonic() - t0:.1f} s", ""))
@@ -100,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         build.ensure_binaries()
         if not cached:
             rows.append(("cold build of all binaries (this run)", f"{time.monotonic() - started:.0f} s", "-"))
+        t0 = time.monotonic()
+        node_images = images.node_images(build.ensure_binaries().paths, None, repo_root() / "apps")
+        images.image_store(node_images)
+        rows.append(("node images + store, warm (all cached)", f"{time.monotonic() - t0:.2f} s", ""))
         for what, rec in sorted(build.read_timings().items()):
             rows.append((f"last cold {what}", f"{rec['seconds']} s", f"at {rec['at']}"))
         if LocalCluster().status().running:
@@ -120,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
             for label, pools, runs, goal in configs:
                 rows += _measure(
-                    label, Path(tmp) / label.replace(" ", "-"), pools, runs, goal, idle_window=args.idle_window
+                    label,
+                    Path(tmp) / label.replace(" ", "-"),
+                    pools,
+                    runs,
+                    goal,
+                    idle_window=args.idle_window,
+                    with_stack=pools == pools_dir,
                 )
     except SeatrialError as exc:
         print(f"seatrial: error: {exc}")

@@ -274,6 +274,7 @@ def stack_image(apps: Path, root: Path | None = None) -> Image:
     tmp.replace(out)
     shutil.rmtree(work, ignore_errors=True)
     _stamp(out, recipe)
+    build.record_timing(d.parent, f"image {STACK}", time.monotonic() - started)
     build.say(f"built image {STACK} in {time.monotonic() - started:.0f}s")
     return Image(STACK, out)
 

@@ -1,0 +1,55 @@
+"""Network exposure: internal services stay internal and every namespace starts from deny."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from seatrial.checks.inventory import Facts, Inventory
+from seatrial.checks.model import Finding, Ref
+from seatrial.checks.registry import check
+
+PUBLIC = "seatrial.dev/public"
+
+
+@check(
+    "NET-001",
+    "Internal Services are not exposed outside the cluster",
+    family="exposure",
+    severity="medium",
+    why="A LoadBalancer or NodePort Service for a cache, a registry or a model server puts it on the "
+    "network with no gateway, auth or rate limit in front.",
+    fix=f"Use type ClusterIP behind the gateway/Ingress; annotate {PUBLIC}: 'true' on the one Service "
+    "meant to be public.",
+)
+def exposed(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for s in inv.of("Service"):
+        kind = (s.get("spec") or {}).get("type", "ClusterIP")
+        if kind in ("LoadBalancer", "NodePort") and (s["metadata"].get("annotations") or {}).get(PUBLIC) != "true":
+            ref = Ref(str(s["metadata"].get("namespace") or ""), "Service", str(s["metadata"]["name"]))
+            yield Finding("NET-001", ref, "spec.type", f"is {kind} without the {PUBLIC} annotation")
+
+
+@check(
+    "NET-002",
+    "Namespaces with workloads have a default-deny NetworkPolicy",
+    family="exposure",
+    severity="medium",
+    why="Without a default deny, any pod in the cluster can reach the model servers, the cache and the "
+    "quorum store directly, around the gateway.",
+    fix="Add a NetworkPolicy with podSelector: {} and policyTypes [Ingress, Egress] and no rules, then "
+    "allow what each component needs.",
+)
+def default_deny(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    denied: set[str] = set()
+    for p in inv.of("NetworkPolicy"):
+        spec = p.get("spec") or {}
+        if (
+            spec.get("podSelector") in ({}, None)
+            and "Ingress" in (spec.get("policyTypes") or ["Ingress"])
+            and not spec.get("ingress")
+        ):
+            denied.add(str(p["metadata"].get("namespace") or ""))
+    for ns in sorted({w.namespace for w in inv.workloads} - denied):
+        yield Finding("NET-002", Ref("", "Namespace", ns or "(default)"), "", "has no default-deny NetworkPolicy")

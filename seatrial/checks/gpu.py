@@ -1,0 +1,240 @@
+"""GPU scheduling: GPU pods ask for GPUs the way the scheduler counts them, can reach the GPU
+nodes, stay off CPU nodes, keep CPU pods off GPU nodes, and fit the GPUs the cluster has."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, int_or_percent, node_selected, schedulable_on
+from seatrial.checks.inventory import quantity as q
+from seatrial.checks.model import Finding, Ref
+from seatrial.checks.registry import check
+
+GPU_NODE_LABELS = (
+    "nvidia.com/gpu.present",
+    "nvidia.com/gpu.product",
+    "nvidia.com/gpu.count",
+    "cloud.google.com/gke-accelerator",
+    "node.kubernetes.io/instance-type",
+)
+
+
+def _max_pods(w: Workload, inv: Inventory) -> int:
+    """Replicas at the top of the HPA's range, if an HPA scales the workload."""
+    best = w.replicas or 1
+    for hpa in inv.of("HorizontalPodAutoscaler"):
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if ref.get("kind") == w.kind and ref.get("name") == w.name and hpa["metadata"].get("namespace") == w.namespace:
+            best = max(best, int(hpa["spec"].get("maxReplicas") or 0))
+    return best
+
+
+@check(
+    "GPU-001",
+    "GPUs are requested in limits, with requests equal to limits",
+    family="gpu",
+    severity="high",
+    why="The scheduler counts nvidia.com/gpu from limits; a request without a limit is rejected by "
+    "the API server, and a limit without a matching request silently becomes one of another size.",
+    fix="Set resources.limits['nvidia.com/gpu'] and, if you set requests, the same number there.",
+)
+def gpu_in_limits(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in inv.workloads:
+        for c in w.containers(init=True):
+            req, lim = c.request(GPU), c.limit(GPU)
+            if req is not None and lim is None:
+                yield Finding("GPU-001", w.ref, c.where, f"requests {req} {GPU} but sets no limit")
+            elif req is not None and q(req) != q(lim):
+                yield Finding("GPU-001", w.ref, c.where, f"requests {req} {GPU} but limits {lim}")
+
+
+@check(
+    "GPU-002",
+    "GPU pods tolerate the taints of the GPU nodes they target",
+    family="gpu",
+    severity="critical",
+    why="GPU nodes are tainted (nvidia.com/gpu:NoSchedule) so CPU pods stay off; a GPU pod that does "
+    "not tolerate the taints waits Pending forever while the GPUs sit idle.",
+    fix="Add tolerations for every NoSchedule/NoExecute taint of the GPU nodes (e.g. key nvidia.com/gpu, "
+    "operator Exists).",
+)
+def gpu_tolerations(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    gpu_nodes = [n for n in facts.nodes if n.gpus > 0]
+    for w in inv.workloads:
+        if not w.gpus:
+            continue
+        if gpu_nodes:
+            targeted = [n for n in gpu_nodes if node_selected(w, n) and n.gpus >= w.gpus]
+            if not targeted:
+                yield Finding(
+                    "GPU-002", w.ref, "spec.affinity", f"no GPU node with {w.gpus} GPUs matches its node selection"
+                )
+            elif not any(schedulable_on(w, n) for n in targeted):
+                taints = sorted({f"{t['key']}:{t['effect']}" for n in targeted for t in n.taints})
+                yield Finding(
+                    "GPU-002", w.ref, "spec.tolerations", f"tolerates none of the GPU nodes' taints {', '.join(taints)}"
+                )
+        elif not any(
+            t.get("key") == GPU or (t.get("operator") == "Exists" and not t.get("key")) for t in w.tolerations
+        ):
+            yield Finding("GPU-002", w.ref, "spec.tolerations", f"does not tolerate the {GPU} taint GPU nodes carry")
+
+
+@check(
+    "GPU-003",
+    "GPU pods are pinned to GPU nodes",
+    family="gpu",
+    severity="medium",
+    why="Without a node selector or affinity on a GPU node label, the pod depends on taints alone and "
+    "can land on the wrong GPU type (or a CPU node once someone relaxes a taint).",
+    fix="Require a GPU node label in nodeSelector or required node affinity "
+    "(nvidia.com/gpu.present=true, or nvidia.com/gpu.product for a specific model).",
+)
+def gpu_pinned(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in inv.workloads:
+        if not w.gpus:
+            continue
+        keys = set(w.pod.get("nodeSelector") or {})
+        terms = (((w.pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []  # fmt: skip
+        for t in terms:
+            keys |= {e.get("key") for e in t.get("matchExpressions") or [] if e.get("operator") in ("In", "Exists")}
+        if not keys & set(GPU_NODE_LABELS):
+            yield Finding("GPU-003", w.ref, "spec.affinity", "is not pinned to GPU nodes by any GPU node label")
+
+
+@check(
+    "GPU-004",
+    "GPU-tier workloads request a GPU",
+    family="gpu",
+    severity="high",
+    why="An inference workload without a GPU request is scheduled anywhere and serves from CPU at a "
+    "fraction of the throughput — or shares a GPU nobody accounted for.",
+    fix="Request nvidia.com/gpu in the container's limits (and requests).",
+)
+def gpu_tier_requests(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in inv.workloads:
+        if w.role == "gpu-inference" and not w.gpus:
+            yield Finding("GPU-004", w.ref, "resources.limits", f"has role gpu-inference but requests no {GPU}")
+
+
+@check(
+    "GPU-005",
+    "Pods without GPUs stay off GPU nodes",
+    family="gpu",
+    severity="medium",
+    why="A CPU pod that tolerates the GPU taint takes CPU and memory on expensive GPU nodes and can "
+    "block a GPU pod from fitting there.",
+    fix="Drop the nvidia.com/gpu (or blanket) toleration from pods that request no GPU; node agents "
+    "belong in DaemonSets.",
+)
+def cpu_pods_off_gpu_nodes(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    gpu_nodes = [n for n in facts.nodes if n.gpus > 0]
+    for w in inv.workloads:
+        if w.gpus or w.kind == "DaemonSet" or w.role in ("daemon", "gpu-inference"):  # GPU-004 covers the last
+            continue
+        if gpu_nodes:
+            landing = [n.name for n in gpu_nodes if schedulable_on(w, n)]
+            if landing:
+                yield Finding(
+                    "GPU-005",
+                    w.ref,
+                    "spec.tolerations",
+                    f"requests no GPU but may be scheduled on GPU nodes ({landing[0]}, …)",
+                )
+        elif any(t.get("key") == GPU or (t.get("operator") == "Exists" and not t.get("key")) for t in w.tolerations):
+            yield Finding("GPU-005", w.ref, "spec.tolerations", f"requests no GPU but tolerates the {GPU} taint")
+
+
+@check(
+    "GPU-006",
+    "GPU workloads fit the GPUs they can use",
+    family="gpu",
+    severity="high",
+    why="HPA maxReplicas (or replicas) x GPUs per pod beyond the allocatable GPUs of the nodes the pod "
+    "may use means scale-out stalls Pending exactly when load peaks.",
+    fix="Lower maxReplicas, widen the node affinity to more GPU nodes, or add GPU capacity "
+    "(and the autoscaler's node-group limit).",
+)
+def gpu_capacity(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    if not facts.known:
+        return
+    for w in inv.workloads:
+        if not w.gpus or w.replicas is None:
+            continue
+        usable = [n for n in facts.nodes if schedulable_on(w, n)]
+        if not usable:
+            continue  # nowhere to run at all: GPU-002 names the cause
+        capacity = sum(n.gpus // w.gpus for n in usable) * w.gpus
+        want = _max_pods(w, inv) * w.gpus
+        if want > capacity:
+            yield Finding(
+                "GPU-006",
+                w.ref,
+                "spec.replicas",
+                f"may need {want} GPUs ({_max_pods(w, inv)} pods x {w.gpus}) but the {len(usable)} nodes it can use "
+                f"hold {capacity}",
+            )
+
+
+@check(
+    "GPU-007",
+    "A GPU Deployment's rolling update has a GPU for its surge pod",
+    family="gpu",
+    severity="medium",
+    why="With maxSurge ≥ 1 the new pod starts before an old one stops; if every usable GPU is taken, "
+    "the rollout hangs with the surge pod Pending.",
+    fix="Keep one pod's worth of GPUs free on usable nodes, or use maxSurge 0 with maxUnavailable 1 "
+    "(and a PDB that allows it).",
+)
+def gpu_surge(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    if not facts.known:
+        return
+    for w in inv.workloads:
+        if w.kind != "Deployment" or not w.gpus or w.replicas is None:
+            continue
+        strategy = w.spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            continue
+        surge = int_or_percent((strategy.get("rollingUpdate") or {}).get("maxSurge", "25%"), w.replicas, round_up=True)
+        if surge < 1:
+            continue
+        usable = [n for n in facts.nodes if schedulable_on(w, n)]
+        capacity = sum(n.gpus // w.gpus for n in usable)
+        if w.replicas + surge > capacity:
+            yield Finding(
+                "GPU-007",
+                w.ref,
+                "spec.strategy",
+                f"{w.replicas} pods + {surge} surge need {(w.replicas + surge) * w.gpus} GPUs; usable nodes fit "
+                f"{capacity} pods",
+            )
+
+
+@check(
+    "GPU-008",
+    "Namespaces running GPU workloads have a GPU quota",
+    family="gpu",
+    severity="low",
+    why="Without a ResourceQuota on requests.nvidia.com/gpu one team's scale-out can take every GPU in the cluster.",
+    fix="Add a ResourceQuota with hard requests.nvidia.com/gpu sized for the namespace.",
+)
+def gpu_quota(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    quota_ns = {
+        str(o["metadata"].get("namespace") or "")
+        for o in inv.of("ResourceQuota")
+        if f"requests.{GPU}" in ((o.get("spec") or {}).get("hard") or {})
+    }
+    for w in inv.workloads:
+        if w.gpus and w.namespace not in quota_ns:
+            yield Finding(
+                "GPU-008",
+                Ref("", "Namespace", w.namespace or "(default)"),
+                "ResourceQuota",
+                f"runs GPU pods ({w.kind}/{w.name}) with no requests.{GPU} quota",
+            )
+            quota_ns.add(w.namespace)  # once per namespace

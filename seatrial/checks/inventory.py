@@ -1,0 +1,273 @@
+"""A typed, read-only view of a stack's objects and of the cluster it runs on, for the rules.
+
+The same view is built from rendered manifests (static mode) and from a cluster's objects (live
+mode), so a rule never knows which it is looking at. Workload roles come from the profile when
+there is one, else from ``app.kubernetes.io/component`` (the reference stack's convention), else
+from the shape of the object (a DaemonSet is a daemon, a Job is batch).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from seatrial.checks.model import Ref
+
+GPU = "nvidia.com/gpu"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod")
+ROLES = ("serving", "gpu-inference", "stateful", "daemon", "batch", "control")
+Obj = Mapping[str, Any]
+
+
+def quantity(value: Any) -> float:
+    """A Kubernetes quantity as a number (bytes or cores); unknown suffixes read as 0."""
+    if value is None:
+        return 0.0
+    s = str(value)
+    m = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", s)
+    if not m:
+        return 0.0
+    num, unit = float(m.group(1)), m.group(2)
+    factors = {
+        "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
+        "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+    }  # fmt: skip
+    return num * factors.get(unit, 0)
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    spec: Obj
+    init: bool = False
+
+    @property
+    def resources(self) -> Obj:
+        return self.spec.get("resources") or {}
+
+    def request(self, name: str) -> Any:
+        return (self.resources.get("requests") or {}).get(name)
+
+    def limit(self, name: str) -> Any:
+        return (self.resources.get("limits") or {}).get(name)
+
+    @property
+    def where(self) -> str:
+        return f"{'initContainers' if self.init else 'containers'}[{self.name}]"
+
+
+@dataclass(frozen=True)
+class Workload:
+    obj: Obj
+    role: str
+
+    @property
+    def kind(self) -> str:
+        return str(self.obj["kind"])
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj["metadata"].get("namespace") or "")
+
+    @property
+    def ref(self) -> Ref:
+        return Ref(self.namespace, self.kind, self.name)
+
+    @property
+    def spec(self) -> Obj:
+        return self.obj.get("spec") or {}
+
+    @property
+    def template(self) -> Obj:
+        if self.kind == "Pod":
+            return self.obj
+        if self.kind == "CronJob":
+            return ((self.spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+        return self.spec.get("template") or {}
+
+    @property
+    def pod(self) -> Obj:
+        return self.template.get("spec") or {}
+
+    @property
+    def pod_labels(self) -> Mapping[str, str]:
+        return (self.template.get("metadata") or {}).get("labels") or {}
+
+    @property
+    def annotations(self) -> Mapping[str, str]:
+        return self.obj["metadata"].get("annotations") or {}
+
+    @property
+    def replicas(self) -> int | None:
+        """Desired pods for replicated kinds; None for kinds without a replica count."""
+        if self.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+            r = self.spec.get("replicas")
+            return 1 if r is None else int(r)
+        return None
+
+    def containers(self, *, init: bool = False) -> list[Container]:
+        out = [Container(c.get("name", "?"), c) for c in self.pod.get("containers") or []]
+        if init:
+            out += [Container(c.get("name", "?"), c, init=True) for c in self.pod.get("initContainers") or []]
+        return out
+
+    @property
+    def gpus(self) -> int:
+        """GPUs one pod asks for (limits win: for extended resources requests must equal them)."""
+        total = 0
+        for c in self.containers():
+            total += int(quantity(c.limit(GPU) or c.request(GPU)))
+        return total
+
+    @property
+    def tolerations(self) -> list[Obj]:
+        return list(self.pod.get("tolerations") or [])
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    labels: Mapping[str, str]
+    taints: tuple[Obj, ...]
+    gpus: int
+    unschedulable: bool = False
+
+    @property
+    def zone(self) -> str:
+        return self.labels.get("topology.kubernetes.io/zone", "")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """The cluster the stack runs on (live: its nodes; static: the assumed cluster)."""
+
+    nodes: tuple[Node, ...] = ()
+    source: str = "none"
+    model_load_seconds: float = 60.0  # what a GPU-inference startup must survive (profile may set it)
+
+    @property
+    def known(self) -> bool:
+        return bool(self.nodes)
+
+
+@dataclass
+class Inventory:
+    objects: list[Obj]
+    roles: Mapping[str, str] = field(default_factory=dict)  # "kind/name" -> role, from a profile
+
+    def of(self, *kinds: str) -> Iterator[Obj]:
+        return (o for o in self.objects if o.get("kind") in kinds)
+
+    @property
+    def workloads(self) -> list[Workload]:
+        return [Workload(o, self._role(o)) for o in self.of(*WORKLOAD_KINDS) if not _owned(o)]
+
+    def _role(self, o: Obj) -> str:
+        key = f"{o['kind']}/{o['metadata']['name']}"
+        if key in self.roles:
+            return self.roles[key]
+        tmpl_labels = ((o.get("spec") or {}).get("template") or {}).get("metadata", {}).get("labels") or {}
+        component = (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") or tmpl_labels.get(
+            "app.kubernetes.io/component"
+        )
+        if component in ROLES:
+            return str(component)
+        if o["kind"] == "DaemonSet":
+            return "daemon"
+        if o["kind"] in ("Job", "CronJob"):
+            return "batch"
+        return "serving" if o["kind"] in ("Deployment", "StatefulSet") else "other"
+
+    def namespaces(self) -> set[str]:
+        return {str(o["metadata"].get("namespace") or "") for o in self.objects if o.get("kind") != "Namespace"}
+
+
+def _owned(o: Obj) -> bool:
+    """Pods and ReplicaSets made by a controller are judged through their owner."""
+    return bool(o["metadata"].get("ownerReferences")) and o["kind"] in ("Pod", "ReplicaSet", "Job")
+
+
+def _expr_ok(op: str | None, have: str | None, values: list[str]) -> bool:
+    """One matchExpression (label or node selector) against the value a label has, if any."""
+    ok = {
+        "In": have in values,
+        "NotIn": have not in values,
+        "Exists": have is not None,
+        "DoesNotExist": have is None,
+    }
+    if op in ok:
+        return ok[op]
+    if op in ("Gt", "Lt") and have is not None and have.lstrip("-").isdigit() and values:
+        return int(have) > int(values[0]) if op == "Gt" else int(have) < int(values[0])
+    return False
+
+
+def selector_matches(selector: Obj | None, labels: Mapping[str, str]) -> bool:
+    """A LabelSelector (matchLabels + matchExpressions) against labels; an empty one matches all."""
+    if selector is None:
+        return False
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    return all(
+        _expr_ok(e.get("operator"), labels.get(e.get("key", "")), [str(v) for v in e.get("values") or []])
+        for e in selector.get("matchExpressions") or []
+    )
+
+
+def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
+    for t in tolerations:
+        if t.get("effect") and t.get("effect") != taint.get("effect"):
+            continue
+        if t.get("operator") == "Exists":
+            if not t.get("key") or t.get("key") == taint.get("key"):
+                return True
+        elif t.get("key") == taint.get("key") and str(t.get("value") or "") == str(taint.get("value") or ""):
+            return True
+    return False
+
+
+def _term_matches(term: Obj, labels: Mapping[str, str]) -> bool:
+    return all(
+        _expr_ok(e.get("operator"), labels.get(e.get("key", "")), [str(v) for v in e.get("values") or []])
+        for e in term.get("matchExpressions") or []
+    )
+
+
+def node_selected(w: Workload, node: Node) -> bool:
+    """Whether the pod's nodeSelector and required node affinity admit the node (taints aside)."""
+    for k, v in (w.pod.get("nodeSelector") or {}).items():
+        if node.labels.get(k) != v:
+            return False
+    required = (((w.pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}).get("nodeSelectorTerms")  # fmt: skip
+    if required:
+        return any(_term_matches(t, node.labels) for t in required)
+    return True
+
+
+def schedulable_on(w: Workload, node: Node) -> bool:
+    """Selectors, required affinity, taints (NoSchedule/NoExecute) and GPU count all admit it."""
+    if node.unschedulable or not node_selected(w, node):
+        return False
+    hard = [t for t in node.taints if t.get("effect") in ("NoSchedule", "NoExecute")]
+    if not all(tolerates(w.tolerations, t) for t in hard):
+        return False
+    return w.gpus <= node.gpus if w.gpus else True
+
+
+def int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
+    """maxSurge/maxUnavailable/minAvailable: an int, or a percentage of ``total``."""
+    if value is None:
+        return 0
+    s = str(value)
+    if s.endswith("%"):
+        pct = float(s[:-1]) / 100 * total
+        return int(-(-pct // 1)) if round_up else int(pct // 1)
+    return int(s)

@@ -1,0 +1,130 @@
+"""PodDisruptionBudgets: every multi-replica workload has one that matches exactly its pods,
+allows a drain to make progress, and still keeps enough serving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, int_or_percent, selector_matches
+from seatrial.checks.model import Finding, Ref
+from seatrial.checks.registry import check
+
+
+def _pdbs(inv: Inventory, w: Workload) -> list[Obj]:
+    return [
+        p
+        for p in inv.of("PodDisruptionBudget")
+        if (p["metadata"].get("namespace") or "") == w.namespace
+        and selector_matches((p.get("spec") or {}).get("selector"), w.pod_labels)
+    ]
+
+
+def _replicated(inv: Inventory) -> list[Workload]:
+    return [w for w in inv.workloads if w.kind in ("Deployment", "StatefulSet") and (w.replicas or 0) > 1]
+
+
+def _ref(p: Obj) -> Ref:
+    return Ref(str(p["metadata"].get("namespace") or ""), "PodDisruptionBudget", str(p["metadata"]["name"]))
+
+
+def _hpa_min(inv: Inventory, w: Workload) -> int | None:
+    for hpa in inv.of("HorizontalPodAutoscaler"):
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if ref.get("kind") == w.kind and ref.get("name") == w.name:
+            return int(hpa["spec"].get("minReplicas") or 1)
+    return None
+
+
+def allowed(p: Obj, replicas: int) -> int:
+    """Voluntary disruptions the budget allows with every pod healthy."""
+    spec = p.get("spec") or {}
+    if spec.get("maxUnavailable") is not None:
+        return int_or_percent(spec["maxUnavailable"], replicas, round_up=True)
+    if spec.get("minAvailable") is not None:
+        return replicas - int_or_percent(spec["minAvailable"], replicas, round_up=True)
+    return replicas  # an empty budget allows everything
+
+
+@check(
+    "PDB-001",
+    "Multi-replica workloads have a PodDisruptionBudget",
+    family="pdb",
+    severity="high",
+    why="Without a PDB a node drain (upgrade, autoscaler, spot rebalancing) may evict every replica at "
+    "once; StatefulSets need one as much as Deployments.",
+    fix="Add a PodDisruptionBudget selecting the workload's pods, e.g. maxUnavailable: 1.",
+)
+def pdb_present(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in _replicated(inv):
+        if not _pdbs(inv, w):
+            yield Finding("PDB-001", w.ref, "", f"{w.replicas} replicas and no PodDisruptionBudget selects its pods")
+
+
+@check(
+    "PDB-002",
+    "A PodDisruptionBudget selects exactly one workload's pods",
+    family="pdb",
+    severity="medium",
+    why="A budget that matches no pods protects nothing; one that matches several workloads counts "
+    "them together and lets one of them lose every pod.",
+    fix="Make the PDB's selector equal the workload's own pod labels (app.kubernetes.io/name).",
+)
+def pdb_selector(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    workloads = [w for w in inv.workloads if w.kind in ("Deployment", "StatefulSet", "ReplicaSet")]
+    for p in inv.of("PodDisruptionBudget"):
+        ns = p["metadata"].get("namespace") or ""
+        sel = (p.get("spec") or {}).get("selector")
+        hits = [w.name for w in workloads if w.namespace == ns and selector_matches(sel, w.pod_labels)]
+        if not hits:
+            yield Finding("PDB-002", _ref(p), "spec.selector", "selects no workload's pods")
+        elif len(hits) > 1:
+            yield Finding(
+                "PDB-002", _ref(p), "spec.selector", f"selects the pods of {len(hits)} workloads: {', '.join(hits)}"
+            )
+
+
+@check(
+    "PDB-003",
+    "PodDisruptionBudgets allow at least one disruption",
+    family="pdb",
+    severity="high",
+    why="A budget that allows no disruption (minAvailable = replicas, maxUnavailable 0) blocks every "
+    "node drain: upgrades stall and spot nodes are reclaimed without a graceful eviction.",
+    fix="Use maxUnavailable: 1, or a minAvailable below the replica count.",
+)
+def pdb_allows(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in _replicated(inv):
+        for p in _pdbs(inv, w):
+            if allowed(p, w.replicas or 0) < 1:
+                yield Finding(
+                    "PDB-003", _ref(p), "spec", f"allows no disruption of {w.kind}/{w.name}'s {w.replicas} pods"
+                )
+
+
+@check(
+    "PDB-004",
+    "PodDisruptionBudgets keep enough replicas, consistent with the HPA",
+    family="pdb",
+    severity="medium",
+    why="A budget that allows every pod to go (minAvailable 0, maxUnavailable ≥ replicas) protects "
+    "nothing; one whose minAvailable reaches the HPA's minReplicas blocks drains at low load.",
+    fix="Keep at least one pod (more for serving) and stay below the HPA's minReplicas.",
+)
+def pdb_keeps(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in _replicated(inv):
+        replicas = w.replicas or 0
+        for p in _pdbs(inv, w):
+            n = allowed(p, replicas)
+            if n >= replicas:
+                yield Finding(
+                    "PDB-004", _ref(p), "spec", f"allows all {replicas} pods of {w.kind}/{w.name} to go at once"
+                )
+            low = _hpa_min(inv, w)
+            if low is not None and low != replicas and allowed(p, low) < 1:
+                yield Finding(
+                    "PDB-004", _ref(p), "spec", f"at the HPA's minReplicas {low} it allows no disruption of {w.name}"
+                )

@@ -1,0 +1,68 @@
+"""The one list of checks. Families register with ``@check``; everything else (the run, the
+docs table, the suites' parametrization) is derived from ``catalogue()``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+
+from seatrial.checks.inventory import Facts, Inventory
+from seatrial.checks.model import Check, Finding, Mode, Result, Rule, Severity
+
+FAMILIES = {
+    "gpu": "GPU scheduling",
+    "spread": "Anti-affinity and spread",
+    "pdb": "PodDisruptionBudgets",
+    "rollout": "Rollout safety",
+    "secrets": "Secret hygiene",
+    "resources": "Resources and QoS",
+    "stateful": "Stateful stores",
+    "exposure": "Network exposure",
+}
+_CHECKS: dict[str, Check] = {}
+
+
+def check(
+    id: str,
+    title: str,
+    *,
+    family: str,
+    severity: Severity,
+    why: str,
+    fix: str,
+    modes: tuple[Mode, ...] = ("static", "live"),
+) -> Callable[[Rule], Rule]:
+    if family not in FAMILIES:
+        raise ValueError(f"{id}: unknown family {family}")
+
+    def register(rule: Rule) -> Rule:
+        if id in _CHECKS:
+            raise ValueError(f"check {id} registered twice")
+        _CHECKS[id] = Check(id, title, family, severity, why, fix, modes, rule)
+        return rule
+
+    return register
+
+
+def catalogue() -> list[Check]:
+    for family in FAMILIES:
+        importlib.import_module(f"seatrial.checks.{family}")
+    return sorted(_CHECKS.values(), key=lambda c: c.id)
+
+
+def run(inventory: Inventory, facts: Facts, *, mode: Mode, only: Iterable[str] | None = None) -> list[Result]:
+    wanted = set(only) if only is not None else None
+    results = []
+    for c in catalogue():
+        if wanted is not None and c.id not in wanted:
+            continue
+        if mode not in c.modes:
+            results.append(Result(c, "skipped", reason=f"{c.id} has no {mode} mode"))
+            continue
+        try:
+            found: list[Finding] = list(c.rule(inventory, facts))
+        except Exception as exc:  # an error in a rule is a visible result, never a pass
+            results.append(Result(c, "error", reason=f"{type(exc).__name__}: {exc}"))
+            continue
+        results.append(Result(c, "failed" if found else "passed", tuple(sorted(found, key=lambda f: f.target))))
+    return results
