@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["fixtures.cluster", "fixtures.stack"]
+pytest_plugins = ["fixtures.cluster", "fixtures.stack", "fixtures.conformance"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -23,3 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stack-overlay", default=None, help="kustomize overlay to deploy (default: local, or staging)")
     group.addoption("--stack-namespace", default=None, help="use the reference stack already deployed there")
     group.addoption("--keep-stack", action="store_true", default=False, help="leave the deployed stack in place")
+    group.addoption(
+        "--static", default=None, help="check these manifests (file, dir or kustomize dir) without a cluster"
+    )
+    group.addoption("--pools", default=None, help="node pool dir describing the cluster for static checks")

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if not cached:
             rows.append(("cold build of all binaries (this run)", f"{time.monotonic() - started:.0f} s", "-"))
         t0 = time.monotonic()
-        node_images = images.node_images(build.ensure_binaries().paths, None, repo_root() / "apps")
+        node_images = images.node_images(build.ensure_binaries(node_binaries=True).paths, None, repo_root() / "apps")
         images.image_store(node_images)
         rows.append(("node images + store, warm (all cached)", f"{time.monotonic() - t0:.2f} s", ""))
         for what, rec in sorted(build.read_timings().items()):

@@ -9,7 +9,7 @@ from the shape of the object (a DaemonSet is a daemon, a Job is batch).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +158,7 @@ class Facts:
 
 @dataclass
 class Inventory:
-    objects: list[Obj]
+    objects: Sequence[Obj]
     roles: Mapping[str, str] = field(default_factory=dict)  # "kind/name" -> role, from a profile
 
     def of(self, *kinds: str) -> Iterator[Obj]:

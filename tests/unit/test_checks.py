@@ -106,3 +106,11 @@ def test_every_check_has_a_known_bad_case_and_a_complete_entry() -> None:
     assert sorted(set(ids) - covered) == []
     for c in checks.catalogue():
         assert c.family in FAMILIES and c.title and c.why and c.fix and c.modes
+
+
+def test_docs_table_is_generated_from_the_registry() -> None:
+    from seatrial.checks import docs
+
+    assert docs.path().read_text() == docs.render(), "docs/checks.md is stale: python -m seatrial.checks.docs"
+    for c in checks.catalogue():
+        assert f"### {c.id}" in docs.render()

@@ -1,0 +1,87 @@
+"""Where the checks get their inventory: rendered manifests (static) or a cluster (live).
+
+Live reading never keeps a Secret's values: only the metadata the rules need (and whether a
+last-applied annotation carries data) is kept, so no secret can reach a finding or a report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from seatrial import kube, manifests
+from seatrial.checks import Facts, Inventory, facts
+from seatrial.profile import Profile
+
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def static_inventory(path: Path, profile: Profile, pools_dir: Path) -> tuple[Inventory, Facts]:
+    objects = manifests.load(path)
+    return Inventory(objects, profile.roles), facts.from_pools(pools_dir, model_load_seconds=profile.model_load_seconds)
+
+
+def _clean(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    meta.pop("managedFields", None)
+    if obj.get("kind") == "Secret":
+        blob = (meta.get("annotations") or {}).get(LAST_APPLIED, "")
+        leaked = '"data"' in blob or '"stringData"' in blob
+        meta["annotations"] = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+        if leaked:
+            meta["annotations"][LAST_APPLIED] = json.dumps({"data": "<redacted>"})
+        obj = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": obj.get("type")}
+    return obj
+
+
+def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str, Any]]:
+    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+    policy, autoscaling = client.PolicyV1Api(api), client.AutoscalingV2Api(api)
+    net, rbac = client.NetworkingV1Api(api), client.RbacAuthorizationV1Api(api)
+    listers: list[tuple[str, str, Callable[..., Any]]] = [
+        ("apps/v1", "Deployment", apps.list_namespaced_deployment),
+        ("apps/v1", "StatefulSet", apps.list_namespaced_stateful_set),
+        ("apps/v1", "DaemonSet", apps.list_namespaced_daemon_set),
+        ("batch/v1", "Job", batch.list_namespaced_job),
+        ("batch/v1", "CronJob", batch.list_namespaced_cron_job),
+        ("policy/v1", "PodDisruptionBudget", policy.list_namespaced_pod_disruption_budget),
+        ("autoscaling/v2", "HorizontalPodAutoscaler", autoscaling.list_namespaced_horizontal_pod_autoscaler),
+        ("v1", "Service", core.list_namespaced_service),
+        ("v1", "ConfigMap", core.list_namespaced_config_map),
+        ("v1", "Secret", core.list_namespaced_secret),
+        ("v1", "ServiceAccount", core.list_namespaced_service_account),
+        ("v1", "ResourceQuota", core.list_namespaced_resource_quota),
+        ("networking.k8s.io/v1", "NetworkPolicy", net.list_namespaced_network_policy),
+        ("rbac.authorization.k8s.io/v1", "Role", rbac.list_namespaced_role),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding", rbac.list_namespaced_role_binding),
+    ]
+    out: list[dict[str, Any]] = []
+    for ns in namespaces:
+        for api_version, kind, lister in listers:
+            with kube.translate(f"listing {kind} in {ns}"):
+                items = lister(ns).items
+            for item in items:
+                obj = kube.as_dict(item)
+                obj.update(apiVersion=api_version, kind=kind)
+                if kind == "ConfigMap" and obj["metadata"]["name"] == "kube-root-ca.crt":
+                    continue
+                out.append(_clean(obj))
+    with kube.translate("listing cluster role bindings"):
+        crbs = [kube.as_dict(b) for b in rbac.list_cluster_role_binding().items]
+        roles = {kube.name_of(r): kube.as_dict(r) for r in rbac.list_cluster_role().items}
+    for b in crbs:
+        if any(s.get("kind") == "ServiceAccount" and s.get("namespace") in namespaces for s in b.get("subjects") or []):
+            out.append({**b, "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding"})
+            role = roles.get(b["roleRef"]["name"])
+            if role and b["roleRef"]["kind"] == "ClusterRole":
+                out.append({**role, "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole"})
+    return out
+
+
+def live_inventory(api: client.ApiClient, namespaces: list[str], profile: Profile) -> tuple[Inventory, Facts]:
+    objects = live_objects(api, namespaces)
+    return Inventory(objects, profile.roles), facts.from_cluster(api, model_load_seconds=profile.model_load_seconds)

@@ -1,0 +1,141 @@
+"""Profiles: what a run targets on someone's stack, as strict YAML.
+
+A profile names the namespaces to check, the role of each workload where labels do not say it,
+the SLOs experiments are judged by, the load target, and the model load time GPU inference must
+be allowed. Unknown fields are errors with a did-you-mean, because a typo in a gate's
+configuration must not silently relax the gate.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from seatrial.checks.inventory import ROLES
+from seatrial.errors import ConfigError
+
+FIELDS = {"kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds"}
+WORKLOAD_FIELDS = {"kind", "name", "role"}
+SLO_FIELDS = {"errorRate", "p99Ms", "recoverySeconds"}
+LOAD_FIELDS = {"service", "port", "path", "users"}
+
+
+@dataclass(frozen=True)
+class Slos:
+    error_rate: float = 0.01
+    p99_ms: float = 2000.0
+    recovery_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Load:
+    service: str = "gateway"
+    port: int = 80
+    path: str = "/v1/chat/completions"
+    users: int = 10
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    source: str
+    namespaces: tuple[str, ...] = ()  # empty: the reference stack seatrial deploys
+    roles: Mapping[str, str] = field(default_factory=dict)  # "Kind/name" -> role
+    slos: Slos = Slos()
+    load: Load = Load()
+    model_load_seconds: float = 60.0
+    description: str = ""
+
+    @property
+    def deploys_reference(self) -> bool:
+        return not self.namespaces
+
+
+def _unknown(keys: Iterable[str], known: set[str], where: str) -> None:
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}"
+            raise ConfigError(f"{where}: unknown field {key!r}", hint=hint)
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    return value
+
+
+def _number(value: Any, where: str, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or (positive and value <= 0):
+        raise ConfigError(f"{where} must be a {'positive ' if positive else ''}number, got {value!r}")
+    return float(value)
+
+
+def parse(doc: Any, source: str) -> Profile:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: a profile is a YAML mapping")
+    _unknown(doc, FIELDS, source)
+    if doc.get("kind", "Profile") != "Profile":
+        raise ConfigError(f"{source}: kind must be Profile, got {doc.get('kind')!r}")
+    name = doc.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: name is required")
+    namespaces = doc.get("namespaces") or []
+    if not isinstance(namespaces, list) or not all(isinstance(n, str) and n for n in namespaces):
+        raise ConfigError(f"{source}: namespaces must be a list of namespace names")
+    roles: dict[str, str] = {}
+    for i, w in enumerate(doc.get("workloads") or []):
+        where = f"{source}: workloads[{i}]"
+        w = _mapping(w, where)
+        _unknown(w, WORKLOAD_FIELDS, where)
+        if w.get("role") not in ROLES:
+            raise ConfigError(f"{where}: role must be one of {', '.join(ROLES)}, got {w.get('role')!r}")
+        if not w.get("kind") or not w.get("name"):
+            raise ConfigError(f"{where}: kind and name are required")
+        roles[f"{w['kind']}/{w['name']}"] = str(w["role"])
+    s = _mapping(doc.get("slos"), f"{source}: slos")
+    _unknown(s, SLO_FIELDS, f"{source}: slos")
+    slos = Slos(
+        error_rate=_number(s.get("errorRate", 0.01), f"{source}: slos.errorRate"),
+        p99_ms=_number(s.get("p99Ms", 2000), f"{source}: slos.p99Ms"),
+        recovery_seconds=_number(s.get("recoverySeconds", 60), f"{source}: slos.recoverySeconds"),
+    )
+    ld = _mapping(doc.get("load"), f"{source}: load")
+    _unknown(ld, LOAD_FIELDS, f"{source}: load")
+    load = Load(
+        service=str(ld.get("service", "gateway")),
+        port=int(_number(ld.get("port", 80), f"{source}: load.port")),
+        path=str(ld.get("path", "/v1/chat/completions")),
+        users=int(_number(ld.get("users", 10), f"{source}: load.users")),
+    )
+    return Profile(
+        name=name,
+        source=source,
+        namespaces=tuple(namespaces),
+        roles=roles,
+        slos=slos,
+        load=load,
+        model_load_seconds=_number(doc.get("modelLoadSeconds", 60), f"{source}: modelLoadSeconds"),
+        description=str(doc.get("description") or ""),
+    )
+
+
+def load(path: Path | None) -> Profile:
+    """The named profile, or the default one (the reference stack)."""
+    path = path or Path(__file__).resolve().parents[1] / "profiles" / "reference.yaml"
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read profile {path}: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"profile {path} is not valid YAML: {exc}") from None
+    return parse(doc, str(path))
