@@ -20,8 +20,12 @@ from seatrial.profile import Profile
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def static_inventory(path: Path, profile: Profile, pools_dir: Path) -> tuple[Inventory, Facts]:
+def static_inventory(path: Path, profile: Profile, pools_dir: Path | None) -> tuple[Inventory, Facts]:
+    """Without node pool files there is no cluster to judge capacity against: those checks then
+    check what the manifests alone can show (e.g. a GPU pod without the GPU toleration)."""
     objects = manifests.load(path)
+    if pools_dir is None:
+        return Inventory(objects, profile.roles), Facts(model_load_seconds=profile.model_load_seconds)
     return Inventory(objects, profile.roles), facts.from_pools(pools_dir, model_load_seconds=profile.model_load_seconds)
 
 

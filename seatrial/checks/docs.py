@@ -15,7 +15,8 @@ Generated from `seatrial/checks/` by `python -m seatrial.checks.docs`; do not ed
 Every check has a stable ID (waivers and reports name it), a severity, the reason it matters and
 how to fix a finding. **static** checks read rendered manifests (`nox -s conformance -- --static
 PATH`); **live** checks read the objects and nodes of a cluster. Capacity and taint checks in
-static mode use the cluster the node pool files describe (`manifests/cluster/` by default).
+static mode judge against the cluster that node pool files describe when given `--pools DIR`
+(the local cluster's are `manifests/cluster/`); without it they check what manifests alone show.
 Known-bad examples for every check: `tests/checks/<family>/<ID>-<scenario>.yaml`.
 """
 

@@ -204,7 +204,7 @@ def gpu_surge(inv: Inventory, facts: Facts) -> Iterator[Finding]:
             continue
         usable = [n for n in facts.nodes if schedulable_on(w, n)]
         capacity = sum(n.gpus // w.gpus for n in usable)
-        if w.replicas + surge > capacity:
+        if usable and w.replicas + surge > capacity:  # no usable node at all: GPU-002 says so
             yield Finding(
                 "GPU-007",
                 w.ref,

@@ -16,6 +16,11 @@ from typing import Any
 from seatrial.checks.model import Ref
 
 GPU = "nvidia.com/gpu"
+STORES = (
+    "redis|valkey|etcd|postgres|mysql|mariadb|mongo|zookeeper|kafka|rabbitmq|memcached|cassandra"
+    "|elasticsearch|opensearch|minio|qdrant|milvus|weaviate"
+)
+STORE_IMAGE = re.compile(rf"(^|/)({STORES})[^/]*(:|@|$)")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod")
 ROLES = ("serving", "gpu-inference", "stateful", "daemon", "batch", "control")
 Obj = Mapping[str, Any]
@@ -180,6 +185,11 @@ class Inventory:
             return str(component)
         if o["kind"] == "DaemonSet":
             return "daemon"
+        containers = (((o.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        if o["kind"] in ("Deployment", "StatefulSet") and any(
+            STORE_IMAGE.search(str(c.get("image"))) for c in containers
+        ):
+            return "stateful"
         if o["kind"] in ("Job", "CronJob"):
             return "batch"
         return "serving" if o["kind"] in ("Deployment", "StatefulSet") else "other"

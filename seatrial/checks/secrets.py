@@ -38,6 +38,15 @@ def entropy(s: str) -> float:
     return -sum(n / len(s) * math.log2(n / len(s)) for n in counts.values())
 
 
+def _token_like(value: str) -> bool:
+    """Random-looking: long, one unbroken run of token characters mixing letters and digits, high
+    entropy. Model IDs (NousResearch/Hermes-3-Llama-3.1-70B), paths and hostnames are not."""
+    if len(value) < 24 or not re.fullmatch(r"[A-Za-z0-9_+=-]+", value):
+        return False
+    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
+    return classes >= 2 and entropy(value) > 4.0 and not re.search(r"[a-z]{3,}-[a-z]{3,}", value)
+
+
 def looks_secret(name: str, value: str) -> str | None:
     """Why a literal (env var or ConfigMap entry) looks like a secret, or None."""
     for what, pattern in TOKEN_FORMATS.items():
@@ -47,7 +56,7 @@ def looks_secret(name: str, value: str) -> str | None:
         return None
     if SECRET_NAME.search(name) and not NOT_A_VALUE.search(name):
         return f"{name} names a secret and holds a literal value"
-    if len(value) >= 24 and " " not in value and entropy(value) > 4.2:
+    if _token_like(value):
         return f"its value is a {len(value)}-character high-entropy string"
     if "://" in value and re.search(r"://[^/\s:@]+:[^/\s@]+@", value):
         return "its value is a URL with a password in it"

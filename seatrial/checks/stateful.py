@@ -6,16 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory, Workload
+from seatrial.checks.inventory import STORE_IMAGE, Facts, Inventory, Workload
 from seatrial.checks.model import Finding
 from seatrial.checks.pdb import _pdbs, allowed
 from seatrial.checks.registry import check
 
-STORES = (
-    "redis|valkey|etcd|postgres|mysql|mariadb|mongo|zookeeper|kafka|rabbitmq|memcached|cassandra"
-    "|elasticsearch|opensearch|minio|qdrant|milvus|weaviate"
-)
-STORE_IMAGE = re.compile(rf"(^|/)({STORES})[^/]*(:|@|$)")
 QUORUM_IMAGE = re.compile(r"(^|/)(etcd|zookeeper|consul)[^/]*(:|@|$)")
 
 
