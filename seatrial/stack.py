@@ -337,6 +337,22 @@ class Stack:
             raise ConfigError(f"namespace {ns} is not a seatrial stack namespace; not deleting it")
         if not quiet:
             _say(f"deleting namespace {ns} and everything in it")
+        # Workloads first, then wait for their pods: the namespace controller, finding pods still
+        # terminating, re-checks only after their longest grace period (60 s for inference).
+        with kube.translate(f"deleting the workloads in {ns}"):
+            for collection in (
+                self.apps.delete_collection_namespaced_deployment,
+                self.apps.delete_collection_namespaced_stateful_set,
+                self.apps.delete_collection_namespaced_daemon_set,
+                self.batch.delete_collection_namespaced_job,
+            ):
+                collection(ns, propagation_policy="Background")
+
+        def no_pods() -> bool:
+            with kube.translate(f"listing pods in {ns}"):
+                return not self.core.list_namespaced_pod(ns).items
+
+        kube.wait_for(f"the pods in {ns} to stop", no_pods, timeout=timeout)
         with kube.translate(f"deleting namespace {ns}"):
             self.core.delete_namespace(ns)
 
