@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from seatrial.checks.inventory import Facts, Inventory
@@ -45,6 +45,11 @@ class Finding:
 
 
 Rule = Callable[["Inventory", "Facts"], Iterable[Finding]]
+Act = Callable[[Any], Iterable[Finding]]  # takes seatrial.checks.live.Live
+
+
+class Skip(Exception):  # noqa: N818 - reads as what it does: raise Skip("why")
+    """Raised by a check that cannot judge this target (e.g. no workload of the kind it proves)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Check:
     fix: str
     modes: tuple[Mode, ...]
     rule: Rule = field(compare=False, repr=False)
+    act: Act | None = field(default=None, compare=False, repr=False)  # live checks that act on the cluster
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from seatrial.checks.inventory import Facts, Inventory
-from seatrial.checks.model import Check, Finding, Mode, Result, Rule, Severity
+from seatrial.checks.model import Act, Check, Finding, Mode, Result, Rule, Severity, Skip
 
 FAMILIES = {
     "gpu": "GPU scheduling",
@@ -44,13 +45,46 @@ def check(
     return register
 
 
+def action(
+    id: str,  # noqa: A002
+    title: str,
+    *,
+    family: str,
+    severity: Severity,
+    why: str,
+    fix: str,
+) -> Callable[[Act], Act]:
+    """A live check that acts on the cluster (evicts, schedules a probe pod, rolls out under load)."""
+
+    def register(act: Act) -> Act:
+        if id in _CHECKS:
+            raise ValueError(f"check {id} registered twice")
+        _CHECKS[id] = Check(id, title, family, severity, why, fix, ("live",), _no_rule, act)
+        return act
+
+    return register
+
+
+def _no_rule(inv: Inventory, facts: Facts) -> Iterable[Finding]:
+    del inv, facts
+    return ()
+
+
 def catalogue() -> list[Check]:
     for family in FAMILIES:
         importlib.import_module(f"seatrial.checks.{family}")
     return sorted(_CHECKS.values(), key=lambda c: c.id)
 
 
-def run(inventory: Inventory, facts: Facts, *, mode: Mode, only: Iterable[str] | None = None) -> list[Result]:
+def run(
+    inventory: Inventory,
+    facts: Facts,
+    *,
+    mode: Mode,
+    only: Iterable[str] | None = None,
+    live: Any = None,
+    on_start: Callable[[Check], None] | None = None,
+) -> list[Result]:
     wanted = set(only) if only is not None else None
     results = []
     for c in catalogue():
@@ -59,8 +93,16 @@ def run(inventory: Inventory, facts: Facts, *, mode: Mode, only: Iterable[str] |
         if mode not in c.modes:
             results.append(Result(c, "skipped", reason=f"{c.id} has no {mode} mode"))
             continue
+        if c.act is not None and live is None:
+            results.append(Result(c, "skipped", reason=f"{c.id} acts on a live cluster; none was given"))
+            continue
+        if on_start is not None:
+            on_start(c)
         try:
-            found: list[Finding] = list(c.rule(inventory, facts))
+            found: list[Finding] = list(c.act(live) if c.act is not None else c.rule(inventory, facts))
+        except Skip as skip:
+            results.append(Result(c, "skipped", reason=str(skip)))
+            continue
         except Exception as exc:  # an error in a rule is a visible result, never a pass
             results.append(Result(c, "error", reason=f"{type(exc).__name__}: {exc}"))
             continue
