@@ -15,6 +15,7 @@ from kubernetes import client
 
 from seatrial import kube, manifests
 from seatrial.checks import Facts, Inventory, facts
+from seatrial.errors import ClusterError
 from seatrial.profile import Profile
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -55,6 +56,7 @@ def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str,
         ("policy/v1", "PodDisruptionBudget", policy.list_namespaced_pod_disruption_budget),
         ("autoscaling/v2", "HorizontalPodAutoscaler", autoscaling.list_namespaced_horizontal_pod_autoscaler),
         ("v1", "Service", core.list_namespaced_service),
+        ("v1", "Pod", core.list_namespaced_pod),
         ("v1", "ConfigMap", core.list_namespaced_config_map),
         ("v1", "Secret", core.list_namespaced_secret),
         ("v1", "ServiceAccount", core.list_namespaced_service_account),
@@ -89,3 +91,30 @@ def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str,
 def live_inventory(api: client.ApiClient, namespaces: list[str], profile: Profile) -> tuple[Inventory, Facts]:
     objects = live_objects(api, namespaces)
     return Inventory(objects, profile.roles), facts.from_cluster(api, model_load_seconds=profile.model_load_seconds)
+
+
+def live_context(api: client.ApiClient, namespaces: list[str], inv: Inventory, fx: Facts, profile: Profile) -> Any:
+    """What the acting checks need: where to send load (the profile's Service, by ClusterIP) and
+    which Deployment to roll out. The auth token is read from its Secret into memory only."""
+    from seatrial.checks.live import Live
+
+    live = Live(api, namespaces, inv, fx, rollout=profile.rollout)
+    core = client.CoreV1Api(api)
+    ns = namespaces[0] if namespaces else ""
+    try:
+        with kube.translate(f"reading Service {profile.load.service}"):
+            svc = kube.as_dict(core.read_namespaced_service(profile.load.service, ns))
+    except ClusterError:
+        return live  # no load target: ROLL-008 says so when it is skipped
+    ip = svc.get("spec", {}).get("clusterIP")
+    if ip and ip != "None":
+        live.load_url = f"http://{ip}:{profile.load.port}{profile.load.path}"
+    if profile.load.auth_secret:
+        import base64
+
+        name, key = profile.load.auth_secret.split("/")
+        with kube.translate(f"reading Secret {name}"):
+            data = core.read_namespaced_secret(name, ns).data or {}
+        if key in data:
+            live.load_headers["Authorization"] = f"Bearer {base64.b64decode(data[key]).decode()}"
+    return live

@@ -19,10 +19,10 @@ import yaml
 from seatrial.checks.inventory import ROLES
 from seatrial.errors import ConfigError
 
-FIELDS = {"kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds"}
+FIELDS = {"kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds", "rollout"}
 WORKLOAD_FIELDS = {"kind", "name", "role"}
 SLO_FIELDS = {"errorRate", "p99Ms", "recoverySeconds"}
-LOAD_FIELDS = {"service", "port", "path", "users"}
+LOAD_FIELDS = {"service", "port", "path", "users", "authSecret"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class Load:
     port: int = 80
     path: str = "/v1/chat/completions"
     users: int = 10
+    auth_secret: str | None = None  # "secret-name/key": sent as a Bearer token
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Profile:
     load: Load = Load()
     model_load_seconds: float = 60.0
     description: str = ""
+    rollout: str | None = None  # "Deployment/name": rolled out under load by ROLL-008
 
     @property
     def deploys_reference(self) -> bool:
@@ -114,7 +116,11 @@ def parse(doc: Any, source: str) -> Profile:
         port=int(_number(ld.get("port", 80), f"{source}: load.port")),
         path=str(ld.get("path", "/v1/chat/completions")),
         users=int(_number(ld.get("users", 10), f"{source}: load.users")),
+        auth_secret=_secret_ref(ld.get("authSecret"), f"{source}: load.authSecret"),
     )
+    rollout = doc.get("rollout")
+    if rollout is not None and (not isinstance(rollout, str) or not rollout.startswith("Deployment/")):
+        raise ConfigError(f"{source}: rollout must name a Deployment as Deployment/<name>, got {rollout!r}")
     return Profile(
         name=name,
         source=source,
@@ -124,7 +130,16 @@ def parse(doc: Any, source: str) -> Profile:
         load=load,
         model_load_seconds=_number(doc.get("modelLoadSeconds", 60), f"{source}: modelLoadSeconds"),
         description=str(doc.get("description") or ""),
+        rollout=rollout,
     )
+
+
+def _secret_ref(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.count("/") != 1 or not all(value.split("/")):
+        raise ConfigError(f"{where} must be <secret-name>/<key>, got {value!r}")
+    return value
 
 
 def load(path: Path | None) -> Profile:

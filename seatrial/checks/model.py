@@ -48,7 +48,7 @@ Rule = Callable[["Inventory", "Facts"], Iterable[Finding]]
 Act = Callable[[Any], Iterable[Finding]]  # takes seatrial.checks.live.Live
 
 
-class Skip(Exception):  # noqa: N818 - reads as what it does: raise Skip("why")
+class Skip(Exception):
     """Raised by a check that cannot judge this target (e.g. no workload of the kind it proves)."""
 
 

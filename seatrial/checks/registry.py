@@ -46,7 +46,7 @@ def check(
 
 
 def action(
-    id: str,  # noqa: A002
+    id: str,
     title: str,
     *,
     family: str,
@@ -71,8 +71,8 @@ def _no_rule(inv: Inventory, facts: Facts) -> Iterable[Finding]:
 
 
 def catalogue() -> list[Check]:
-    for family in FAMILIES:
-        importlib.import_module(f"seatrial.checks.{family}")
+    for module in (*FAMILIES, "live"):
+        importlib.import_module(f"seatrial.checks.{module}")
     return sorted(_CHECKS.values(), key=lambda c: c.id)
 
 

@@ -102,7 +102,8 @@ def test_known_bad_stack_fails_exactly_its_check(
 
 def test_every_check_has_a_known_bad_case_and_a_complete_entry() -> None:
     covered = {p.stem.split("-")[0] + "-" + p.stem.split("-")[1] for p in CASES}
-    ids = [c.id for c in checks.catalogue()]
+    # live-only checks are proven both ways on the cluster: tests/cluster/test_live_checks.py
+    ids = [c.id for c in checks.catalogue() if "static" in c.modes]
     assert sorted(set(ids) - covered) == []
     for c in checks.catalogue():
         assert c.family in FAMILIES and c.title and c.why and c.fix and c.modes

@@ -1,0 +1,305 @@
+"""Live checks that act: they prove on the cluster what the static rules only read.
+
+Each one acts inside the stack's own namespaces (or a throw-away namespace of its own), labels
+what it creates, and leaves the stack as it found it — every pod back and ready — before it
+returns, also when it fails. They run only in live mode, with a ``Live`` context.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from seatrial import kube
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload
+from seatrial.checks.model import Finding, Ref, Skip
+from seatrial.checks.pdb import _pdbs, allowed
+from seatrial.checks.registry import action, check
+
+
+@dataclass
+class Live:
+    api: client.ApiClient
+    namespaces: list[str]
+    inventory: Inventory
+    facts: Facts
+    load_url: str | None = None  # a URL that answers through the serving Service, for rollouts under load
+    load_headers: dict[str, str] = field(default_factory=dict)
+    rollout: str | None = None  # "Deployment/name" to roll out under load
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def _pods(live: Live, w: Workload) -> list[dict[str, Any]]:
+    sel = ",".join(f"{k}={v}" for k, v in (w.spec.get("selector") or {}).get("matchLabels", {}).items())
+    with kube.translate(f"listing pods of {w.ref}"):
+        items = live.core.list_namespaced_pod(w.namespace, label_selector=sel).items
+    return [p for p in (kube.as_dict(i) for i in items) if not p["metadata"].get("deletionTimestamp")]
+
+
+def _wait_workload_ready(live: Live, w: Workload, timeout: float = 120) -> None:
+    def ready() -> bool:
+        pods = _pods(live, w)
+        return len([p for p in pods if _ready(p)]) >= (w.replicas or 1)
+
+    kube.wait_for(f"{w.ref} to be ready again", ready, timeout=timeout, interval=0.5)
+
+
+# ---- pure rules over live pods -----------------------------------------------------------
+def _live_pods(inv: Inventory) -> list[dict[str, Any]]:
+    return [dict(o) for o in inv.of("Pod") if (o.get("status") or {}).get("phase") == "Running"]
+
+
+@check(
+    "GPU-009",
+    "Running GPU pods are on GPU nodes, and CPU pods are not",
+    family="gpu",
+    severity="high",
+    why="What the scheduler did is the proof of the rules: a GPU pod on a node without GPUs is not "
+    "using one; a CPU pod on a GPU node takes room a GPU pod needs.",
+    fix="See GPU-002/003/005 for the rule that let it happen; then reschedule the pod.",
+    modes=("live",),
+)
+def gpu_placement(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    gpu_nodes = {n.name for n in facts.nodes if n.gpus > 0}
+    for pod in _live_pods(inv):
+        owner = (pod["metadata"].get("ownerReferences") or [{}])[0].get("kind")
+        wants = sum(int((c.get("resources") or {}).get("limits", {}).get(GPU, 0)) for c in pod["spec"]["containers"])
+        node = pod["spec"].get("nodeName", "")
+        ref = Ref(pod["metadata"].get("namespace", ""), "Pod", pod["metadata"]["name"])
+        if wants and node not in gpu_nodes:
+            yield Finding(
+                "GPU-009", ref, "spec.nodeName", f"requests {wants} GPU(s) but runs on {node}, which has none"
+            )
+        elif not wants and node in gpu_nodes and owner != "DaemonSet":
+            yield Finding("GPU-009", ref, "spec.nodeName", f"requests no GPU but runs on GPU node {node}")
+
+
+@check(
+    "SPREAD-004",
+    "Actual placement survives the loss of any one node or zone",
+    family="spread",
+    severity="high",
+    why="Spread rules that are only preferred can still stack replicas; what counts is where the "
+    "ready pods are now when a node or a zone goes.",
+    fix="Make the spread required (or add nodes/zones), then restart the workload to re-place it.",
+    modes=("live",),
+)
+def placement_survives(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    zone_of = {n.name: n.zone for n in facts.nodes}
+    pods = _live_pods(inv)
+    for w in inv.workloads:
+        if not w.replicas or w.replicas < 2:
+            continue
+        mine = [p for p in pods if p["metadata"].get("namespace") == w.namespace and _owned_by(p, w)]
+        if not mine:
+            continue
+        budget = _pdbs(inv, w)
+        keep = max((w.replicas - allowed(p, w.replicas) for p in budget), default=1)
+        for key, label in (("node", "node"), ("zone", "zone")):
+            groups: dict[str, int] = {}
+            for p in mine:
+                node = p["spec"].get("nodeName", "")
+                where = node if key == "node" else zone_of.get(node, "")
+                groups[where] = groups.get(where, 0) + 1
+            for where, n in sorted(groups.items()):
+                if where and len(mine) - n < keep:
+                    yield Finding(
+                        "SPREAD-004",
+                        w.ref,
+                        "placement",
+                        f"losing {label} {where} leaves {len(mine) - n} of {len(mine)} pods; its budget keeps {keep}",
+                    )
+
+
+def _owned_by(pod: dict[str, Any], w: Workload) -> bool:
+    labels = pod["metadata"].get("labels") or {}
+    sel = (w.spec.get("selector") or {}).get("matchLabels") or {}
+    return bool(sel) and all(labels.get(k) == v for k, v in sel.items())
+
+
+# ---- checks that act -------------------------------------------------------------------
+@action(
+    "PDB-005",
+    "Evictions are allowed exactly up to the budget, and refused after",
+    family="pdb",
+    severity="high",
+    why="A budget is only as good as the API's enforcement of it: this evicts through the Eviction "
+    "API (as kubectl drain and the autoscaler do) and expects the first refusal exactly where the "
+    "budget says.",
+    fix="Check the PDB's selector and status (kubectl describe pdb); a budget that never refuses "
+    "matches other pods or none.",
+)
+def evictions_respect_budgets(live: Live) -> Iterator[Finding]:
+    targets = [
+        (w, p)
+        for w in live.inventory.workloads
+        if w.kind in ("Deployment", "StatefulSet") and (w.replicas or 0) > 1
+        for p in _pdbs(live.inventory, w)[:1]
+    ]
+    if not targets:
+        raise Skip("no multi-replica workload with a PodDisruptionBudget to evict from")
+    findings: list[Finding] = []
+    lock = threading.Lock()
+
+    def prove(w: Workload, pdb: dict[str, Any]) -> None:
+        _wait_workload_ready(live, w)
+        budget = allowed(pdb, w.replicas or 0)
+        pods = sorted(_pods(live, w), key=lambda p: p["metadata"]["name"])
+        outcomes = []
+        for pod in pods[: budget + 1]:
+            body = client.V1Eviction.model_validate(
+                {"metadata": {"name": pod["metadata"]["name"], "namespace": w.namespace}}
+            )
+            try:
+                live.core.create_namespaced_pod_eviction(pod["metadata"]["name"], w.namespace, body)
+                outcomes.append(True)
+            except ApiException as exc:
+                if exc.status != 429:
+                    raise
+                outcomes.append(False)
+        want = [True] * budget + [False]
+        if outcomes != want[: len(outcomes)]:
+            got = ", ".join("evicted" if o else "refused" for o in outcomes)
+            with lock:
+                findings.append(
+                    Finding(
+                        "PDB-005",
+                        Ref(w.namespace, "PodDisruptionBudget", pdb["metadata"]["name"]),
+                        "status.disruptionsAllowed",
+                        f"budget allows {budget} of {w.kind}/{w.name}'s {w.replicas}; evictions went: {got}",
+                    )
+                )
+        _wait_workload_ready(live, w)
+
+    errors: list[BaseException] = []
+
+    def guarded(target: Any) -> Any:
+        def run(*args: Any) -> None:
+            try:
+                target(*args)
+            except BaseException as exc:
+                errors.append(exc)
+
+        return run
+
+    threads = [threading.Thread(target=guarded(prove), args=t) for t in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return iter(findings)
+
+
+@action(
+    "ROLL-008",
+    "A rolling update under load loses no request and keeps ready endpoints",
+    family="rollout",
+    severity="critical",
+    why="The whole point of readiness, preStop and surge settings: replacing every pod of the serving "
+    "tier while traffic flows must not fail a single request.",
+    fix="Readiness that reflects serving, a preStop pause longer than endpoint propagation, a grace "
+    "period for in-flight requests, maxUnavailable 0 (see ROLL-001..006).",
+)
+def rollout_under_load(live: Live) -> Iterator[Finding]:
+    if not live.rollout or not live.load_url:
+        raise Skip("the profile names no serving Deployment and load target to roll out under load")
+    kind, name = live.rollout.split("/", 1)
+    matches = [w for w in live.inventory.workloads if w.kind == kind and w.name == name]
+    if not matches:
+        raise Skip(f"{live.rollout} is not in the checked namespaces")
+    w = matches[0]
+    try:
+        urllib.request.urlopen(_request(live), timeout=5).close()  # noqa: S310 - the profile's own target
+    except (OSError, urllib.error.URLError) as exc:
+        raise Skip(f"the load target {live.load_url} is not reachable from here ({exc})") from None
+    _wait_workload_ready(live, w)
+    replicas = w.replicas or 1
+    unavailable = (
+        0 if (w.spec.get("strategy") or {}).get("rollingUpdate", {}).get("maxUnavailable") in (0, "0", "0%") else 1
+    )
+    floor = replicas - unavailable
+    stop = threading.Event()
+    results: list[tuple[float, str | None]] = []
+    min_ready = [replicas]
+
+    def load() -> None:
+        while not stop.is_set():
+            t = time.monotonic()
+            try:
+                with urllib.request.urlopen(_request(live), timeout=5) as resp:  # noqa: S310
+                    resp.read()
+                results.append((t, None))
+            except (OSError, urllib.error.URLError) as exc:
+                results.append((t, str(exc)))
+            time.sleep(0.02)
+
+    def watch_endpoints() -> None:
+        while not stop.is_set():
+            ready = len([p for p in _pods(live, w) if _ready(p)])
+            min_ready[0] = min(min_ready[0], ready)
+            time.sleep(0.2)
+
+    workers = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    workers.append(threading.Thread(target=watch_endpoints, daemon=True))
+    for t in workers:
+        t.start()
+    try:
+        time.sleep(1)
+        stamp = {"spec": {"template": {"metadata": {"annotations": {"seatrial.dev/restarted-at": str(time.time())}}}}}
+        with kube.translate(f"rolling out {w.ref}"):
+            live.apps.patch_namespaced_deployment(w.name, w.namespace, stamp)
+
+        def rolled() -> bool:
+            d = kube.as_dict(live.apps.read_namespaced_deployment(w.name, w.namespace))
+            st = d.get("status", {})
+            return bool(
+                st.get("observedGeneration", 0) >= d["metadata"]["generation"]
+                and st.get("updatedReplicas", 0) == replicas
+                and st.get("readyReplicas", 0) == replicas
+                and st.get("replicas", 0) == replicas
+            )
+
+        kube.wait_for(f"{w.ref} to finish rolling out", rolled, timeout=180, interval=0.5)
+        time.sleep(2)
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(timeout=10)
+    if len(results) < 20:
+        raise Skip(f"only {len(results)} requests were sent: too few to judge")
+    failed = [e for _, e in results if e]
+    if failed:
+        yield Finding(
+            "ROLL-008",
+            w.ref,
+            "rollout",
+            f"{len(failed)} of {len(results)} requests failed during the rollout: {failed[0]}",
+        )
+    if min_ready[0] < floor:
+        yield Finding("ROLL-008", w.ref, "rollout", f"ready pods fell to {min_ready[0]}; the strategy allows {floor}")
+
+
+def _request(live: Live) -> urllib.request.Request:
+    assert live.load_url is not None
+    return urllib.request.Request(live.load_url, headers=live.load_headers)  # noqa: S310
