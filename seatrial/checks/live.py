@@ -212,6 +212,47 @@ def evictions_respect_budgets(live: Live) -> Iterator[Finding]:
 
 
 @action(
+    "SEC-007",
+    "Workload ServiceAccounts cannot list Secrets (as the API server decides)",
+    family="secrets",
+    severity="high",
+    why="Bindings outside the manifests (a ClusterRoleBinding someone added, a default that grants too "
+    "much) are invisible to static checks; the API server's own answer is the proof.",
+    fix="Find the binding (kubectl get rolebindings,clusterrolebindings -A -o wide | grep <sa>) and grant "
+    "get on named Secrets only.",
+)
+def secrets_by_access_review(live: Live) -> Iterator[Finding]:
+    authz = client.AuthorizationV1Api(live.api)
+    seen: set[tuple[str, str]] = set()
+    for w in live.inventory.workloads:
+        sa = str(w.pod.get("serviceAccountName") or "default")
+        if (w.namespace, sa) in seen:
+            continue
+        seen.add((w.namespace, sa))
+        user = f"system:serviceaccount:{w.namespace}:{sa}"
+        for scope, ns in (("in its namespace", w.namespace), ("in every namespace", "")):
+            review = client.V1SubjectAccessReview.model_validate(
+                {
+                    "spec": {
+                        "user": user,
+                        "groups": ["system:serviceaccounts", f"system:serviceaccounts:{w.namespace}"],
+                        "resourceAttributes": {"verb": "list", "resource": "secrets", "namespace": ns},
+                    }
+                }
+            )
+            with kube.translate(f"asking whether {user} may list secrets"):
+                answer = kube.as_dict(authz.create_subject_access_review(review))
+            if answer.get("status", {}).get("allowed"):
+                yield Finding(
+                    "SEC-007",
+                    w.ref,
+                    f"serviceAccountName {sa}",
+                    f"{sa} may list all Secrets {scope} (the API server says so)",
+                )
+                break
+
+
+@action(
     "ROLL-008",
     "A rolling update under load loses no request and keeps ready endpoints",
     family="rollout",

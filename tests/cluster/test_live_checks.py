@@ -3,18 +3,32 @@ and a small known-bad workload fails it, naming the object."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from seatrial import checks, conformance, profile, stack
 from seatrial.checks.live import Live
 from seatrial.cluster import pools
 
-from .conftest import KWOK_TOLERATION, deployment, ready_pods, wait
+from .conftest import KWOK_TOLERATION, TEST_LABEL, deployment, ready_pods, wait
 from .test_real_nodes import REAL, SERVER, web_spec
 
-LIVE_ONLY = ("GPU-009", "SPREAD-004", "PDB-005", "ROLL-008")
+LIVE_ONLY = ("GPU-009", "SPREAD-004", "PDB-005", "ROLL-008", "SEC-007")
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api) -> Iterator[str]:
+    """One namespace per test here: each known-bad workload must be judged alone."""
+    name = f"seatrial-test-live-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(
+        {"metadata": {"name": name, "labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY, TEST_LABEL: "true"}}}
+    )
+    yield name
+    core.delete_namespace(name, grace_period_seconds=0)
 
 
 def run(api: client.ApiClient, ns: str, only: str, **extra: Any) -> checks.Result:
@@ -106,6 +120,25 @@ def test_gpu_009_fails_for_a_cpu_pod_on_a_gpu_node(
     assert r.status == "failed", r
     assert all(f.target.kind == "Pod" and f.target.name.startswith("squatter-") for f in r.findings)
     assert "requests no GPU but runs on GPU node gpu-a100-" in r.findings[0].message
+
+
+def test_sec_007_fails_for_a_service_account_bound_to_edit(
+    api: client.ApiClient, apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "nosy"}})
+    client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "nosy-edit"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "ServiceAccount", "name": "nosy", "namespace": namespace}],
+        },
+    )
+    apps.create_namespaced_deployment(namespace, deployment("nosy", 1, kwok_spec(serviceAccountName="nosy")))
+    r = run(api, namespace, "SEC-007")
+    assert r.status == "failed", r
+    assert [f"{f.target.kind}/{f.target.name}" for f in r.findings] == ["Deployment/nosy"]
+    assert "may list all Secrets in its namespace" in r.findings[0].message
 
 
 def test_roll_008_fails_for_a_rollout_that_drops_requests(

@@ -126,7 +126,6 @@ def killed(core: client.CoreV1Api) -> Iterator[list[str]]:
         cluster.revive_node(name)
 
 
-@pytest.mark.slow  # about a minute; and see the drain test's note
 def test_node_kill_keeps_service_answering(
     service: str, core: client.CoreV1Api, namespace: str, killed: list[str]
 ) -> None:
@@ -163,7 +162,6 @@ def test_node_kill_keeps_service_answering(
     print(f"node kill: {load.failed} of {len(load.results)} requests failed before the node was NotReady")
 
 
-@pytest.mark.slow  # a few requests still time out during a drain on a busy 2-core host: being investigated
 def test_drain_keeps_service_answering(
     service: str, core: client.CoreV1Api, namespace: str, kube_target: kube.Target
 ) -> None:
@@ -181,8 +179,7 @@ def test_drain_keeps_service_answering(
     finally:
         core.patch_node(victim, {"spec": {"unschedulable": None}})
     print(f"drain: {load.failed} of {len(load.results)} requests failed: {load.errors}")
-    # The Service never stops answering. A rare request still times out on a busy 2-core host
-    # (tracked in the issue); more than 1% is a real regression.
+    # The evicted pods are in their preStop pause while every kube-proxy drops them: nothing fails.
     assert load.longest_gap() < 3, f"the Service stopped answering for {load.longest_gap():.1f}s"
-    assert load.failed <= len(load.results) // 100, f"{load.failed} of {len(load.results)} failed: {load.errors}"
+    assert load.failed == 0, f"{load.failed} of {len(load.results)} failed: {load.errors}"
     assert all(p.spec.node_name != victim for p in pods_of(core, namespace, "web") if p.status.phase == "Running")
