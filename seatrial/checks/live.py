@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,10 +20,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from seatrial import kube
-from seatrial.checks.inventory import GPU, Facts, Inventory, Workload
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, schedulable_on
 from seatrial.checks.model import Finding, Ref, Skip
 from seatrial.checks.pdb import _pdbs, allowed
 from seatrial.checks.registry import action, check
+from seatrial.cluster import pools
+
+PROBE_LABEL = "seatrial.dev/probe"
 
 
 @dataclass
@@ -209,6 +213,116 @@ def evictions_respect_budgets(live: Live) -> Iterator[Finding]:
     if errors:
         raise errors[0]
     return iter(findings)
+
+
+@action(
+    "GPU-010",
+    "A GPU scale-out past capacity waits Pending with a clear reason and disturbs nothing",
+    family="gpu",
+    severity="high",
+    why="When the GPUs a workload may use run out, its next pod must wait visibly (Insufficient "
+    "nvidia.com/gpu) - not preempt other GPU work nobody meant to lose.",
+    fix="Give serving and batch GPU work priority classes that say who may preempt whom (or none), and "
+    "size capacity by GPU-006.",
+)
+def gpu_past_capacity(live: Live) -> Iterator[Finding]:
+    gpu_workloads = [w for w in live.inventory.workloads if w.gpus and w.kind in ("Deployment", "StatefulSet")]
+    if not gpu_workloads:
+        raise Skip("no GPU Deployment or StatefulSet to scale past capacity")
+    for w in gpu_workloads:  # each at its own priority: who it would preempt differs
+        yield from _one_past_capacity(live, w)
+
+
+def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
+    usable = [n for n in live.facts.nodes if schedulable_on(w, n)]
+    if not usable:
+        return  # fits no node at all: GPU-002's finding
+    before = _pods_on(live, [n.name for n in usable])
+    used = {n.name: 0 for n in usable}
+    for pod in before.values():
+        used[pod["spec"]["nodeName"]] += _pod_gpus(pod)
+    slots = sum(max(0, n.gpus - used[n.name]) // w.gpus for n in usable)
+    if slots > 8:
+        return  # too many free slots to fill with probes: capacity is not the risk here
+    ns = f"seatrial-probe-{uuid.uuid4().hex[:6]}"
+    labels = {pools.MANAGED_BY_LABEL: pools.MANAGED_BY, PROBE_LABEL: "true"}
+    spec: dict[str, Any] = {k: v for k, v in w.pod.items() if k in ("tolerations", "nodeSelector", "priorityClassName")}
+    if (w.pod.get("affinity") or {}).get("nodeAffinity"):
+        spec["affinity"] = {"nodeAffinity": w.pod["affinity"]["nodeAffinity"]}
+    spec["terminationGracePeriodSeconds"] = 0
+    spec["containers"] = [
+        {
+            "name": "probe",
+            "image": "seatrial.local/pause:3.10",
+            "resources": {"requests": {GPU: str(w.gpus)}, "limits": {GPU: str(w.gpus)}},
+        }
+    ]
+    with kube.translate(f"creating probe namespace {ns}"):
+        live.core.create_namespace(client.V1Namespace.model_validate({"metadata": {"name": ns, "labels": labels}}))
+    try:
+        names = [f"gpu-probe-{i}" for i in range(slots + 1)]
+        for name in names:
+            body = client.V1Pod.model_validate({"metadata": {"name": name, "labels": labels}, "spec": spec})
+            with kube.translate("creating a GPU probe pod"):
+                live.core.create_namespaced_pod(ns, body)
+
+        def judged() -> dict[str, str] | None:
+            out = {}
+            for name in names:
+                pod = kube.as_dict(live.core.read_namespaced_pod(name, ns))
+                if pod["spec"].get("nodeName"):
+                    out[name] = "scheduled"
+                for c in pod.get("status", {}).get("conditions", []):
+                    if c["type"] == "PodScheduled" and c["status"] == "False" and c.get("message"):
+                        out[name] = str(c["message"])
+            return out if len(out) == len(names) else None
+
+        outcome = kube.wait_for("the scheduler to place or refuse every probe pod", judged, timeout=60, interval=0.5)
+        time.sleep(3)  # a preemption victim would be on its way out by now
+        after = _pods_on(live, [n.name for n in usable])
+        waiting = [m for m in outcome.values() if m != "scheduled"]
+        ref = Ref(w.namespace, w.kind, w.name)
+        gone = sorted(k.rsplit("/", 1)[0] for k in before if k not in after or _disrupted(after[k]))
+        if gone:
+            yield Finding("GPU-010", ref, "priorityClassName", f"one pod past capacity preempted: {', '.join(gone)}")
+        elif not waiting:
+            yield Finding("GPU-010", ref, "", f"{len(names)} pods past the {slots} free slots were all placed")
+        elif not any(GPU in m for m in waiting):
+            yield Finding(
+                "GPU-010", ref, "", f"the pod past capacity waits, but the reason does not name {GPU}: {waiting[0]}"
+            )
+    finally:
+        with kube.translate(f"deleting probe namespace {ns}"):
+            live.core.delete_namespace(ns, grace_period_seconds=0)
+
+
+def _disrupted(pod: dict[str, Any]) -> bool:
+    """Being deleted, or marked by the scheduler as a preemption victim."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return True
+    return any(
+        c["type"] == "DisruptionTarget" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", [])
+    )
+
+
+def _pod_gpus(pod: dict[str, Any]) -> int:
+    return sum(int((c.get("resources") or {}).get("limits", {}).get(GPU, 0)) for c in pod["spec"]["containers"])
+
+
+def _pods_on(live: Live, nodes: list[str]) -> dict[str, dict[str, Any]]:
+    """Pods on these nodes, cluster-wide, keyed by namespace/name/uid (a replacement is a new key)."""
+    out = {}
+    for node in nodes:
+        with kube.translate(f"listing pods on {node}"):
+            items = live.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        for p in items:
+            d = kube.as_dict(p)
+            if d.get("status", {}).get("phase") in ("Succeeded", "Failed") or (d["metadata"].get("labels") or {}).get(
+                PROBE_LABEL
+            ):
+                continue
+            out[f"{d['metadata']['namespace']}/{d['metadata']['name']}/{d['metadata']['uid']}"] = d
+    return out
 
 
 @action(

@@ -17,7 +17,7 @@ from seatrial.cluster import pools
 from .conftest import KWOK_TOLERATION, TEST_LABEL, deployment, ready_pods, wait
 from .test_real_nodes import REAL, SERVER, web_spec
 
-LIVE_ONLY = ("GPU-009", "SPREAD-004", "PDB-005", "ROLL-008", "SEC-007")
+LIVE_ONLY = ("GPU-009", "GPU-010", "SPREAD-004", "PDB-005", "ROLL-008", "SEC-007")
 
 
 @pytest.fixture
@@ -120,6 +120,37 @@ def test_gpu_009_fails_for_a_cpu_pod_on_a_gpu_node(
     assert r.status == "failed", r
     assert all(f.target.kind == "Pod" and f.target.name.startswith("squatter-") for f in r.findings)
     assert "requests no GPU but runs on GPU node gpu-a100-" in r.findings[0].message
+
+
+def test_gpu_010_fails_when_scaling_out_preempts_other_gpu_work(
+    api: client.ApiClient, apps: client.AppsV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
+    """Serving at high priority, batch at the default filling the rest of the pool: one serving
+    pod more takes a batch job's GPUs."""
+    scheduling = client.SchedulingV1Api(api)
+    high = f"seatrial-test-high-{namespace[-6:]}"
+    scheduling.create_priority_class(
+        {"metadata": {"name": high, "labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY}}, "value": 100000}
+    )
+    try:
+        gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+        def gpu_spec(**extra: Any) -> dict[str, Any]:
+            spec = kwok_spec(nodeSelector={"seatrial.dev/pool": "gpu-a100"}, **extra)
+            spec["tolerations"] = [*spec["tolerations"], gpu]
+            spec["containers"][0]["resources"] = {"limits": {"nvidia.com/gpu": "8"}, "requests": {"cpu": "10m"}}
+            return spec
+
+        apps.create_namespaced_deployment(namespace, deployment("serving", 1, gpu_spec(priorityClassName=high)))
+        ready_pods(core, namespace, "serving", 1)
+        apps.create_namespaced_deployment(namespace, deployment("batch", 3, gpu_spec()))
+        ready_pods(core, namespace, "batch", 3)
+        r = run(api, namespace, "GPU-010")
+        assert r.status == "failed", r
+        assert [f"{f.target.kind}/{f.target.name}" for f in r.findings] == ["Deployment/serving"]
+        assert "preempted" in r.findings[0].message and "/batch-" in r.findings[0].message
+    finally:
+        scheduling.delete_priority_class(high)
 
 
 def test_sec_007_fails_for_a_service_account_bound_to_edit(
