@@ -15,7 +15,7 @@ from kubernetes import client
 
 from seatrial import kube, manifests
 from seatrial.checks import Facts, Inventory, facts
-from seatrial.errors import ClusterError
+from seatrial.errors import ClusterError, ConfigError
 from seatrial.profile import Profile
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -89,6 +89,14 @@ def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str,
 
 
 def live_inventory(api: client.ApiClient, namespaces: list[str], profile: Profile) -> tuple[Inventory, Facts]:
+    with kube.translate("listing namespaces"):
+        have = {kube.name_of(n) for n in client.CoreV1Api(api).list_namespace().items}
+    missing = [n for n in namespaces if n not in have]
+    if missing:  # checking nothing would pass every check: a wrong name must not look like a clean stack
+        raise ConfigError(
+            f"profile {profile.source} names namespaces the cluster does not have: {', '.join(missing)}",
+            hint="kubectl get namespaces; fix the profile's namespaces",
+        )
     objects = live_objects(api, namespaces)
     return Inventory(objects, profile.roles), facts.from_cluster(api, model_load_seconds=profile.model_load_seconds)
 

@@ -212,3 +212,11 @@ def _answers(url: str) -> bool:
 def test_live_checks_have_proofs() -> None:
     live_only = {c.id for c in checks.catalogue() if c.modes == ("live",)}
     assert live_only == set(LIVE_ONLY)
+
+
+def test_a_profile_naming_a_missing_namespace_is_a_config_error(api: client.ApiClient) -> None:
+    from seatrial.errors import ConfigError
+
+    p = profile.parse({"name": "typo", "namespaces": ["no-such-namespace-here"]}, "typo.yaml")
+    with pytest.raises(ConfigError, match="no-such-namespace-here"):
+        conformance.live_inventory(api, list(p.namespaces), p)
