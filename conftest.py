@@ -27,3 +27,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--static", default=None, help="check these manifests (file, dir or kustomize dir) without a cluster"
     )
     group.addoption("--pools", default=None, help="node pool dir describing the cluster for static checks")
+    group.addoption(
+        "--fail-on",
+        default="high",
+        choices=["critical", "high", "medium", "low"],
+        help="lowest severity that fails the run; findings below it are reported (default: high)",
+    )
+    group.addoption("--waivers", default=None, help="waivers YAML (default: waivers.yaml in the repo, if present)")
+    group.addoption("--report-dir", default=None, help="where runs write their reports (default: reports/)")

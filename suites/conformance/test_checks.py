@@ -1,21 +1,23 @@
 """The catalogue against the target: each check passes, fails with its findings, or says why it
-was skipped. ``docs/checks.md`` explains every ID."""
+was skipped. ``docs/checks.md`` explains every ID; waivers and ``--fail-on`` are the gate's policy."""
 
 from __future__ import annotations
 
 import pytest
 
-from seatrial import checks
+from seatrial import report
 
 
-def test_check(check_id: str, conformance_results: dict[str, checks.Result]) -> None:
-    r = conformance_results[check_id]
-    if r.status == "skipped":
-        pytest.skip(r.reason)
-    if r.status == "error":
-        pytest.fail(f"{check_id} could not run: {r.reason}", pytrace=False)
-    if r.status == "failed":
-        lines = [f"{check_id} [{r.check.severity}] {r.check.title}"]
-        lines += [f"  - {f.target}{f' ({f.field})' if f.field else ''}: {f.message}" for f in r.findings]
-        lines.append(f"  fix: {r.check.fix}")
+def test_check(check_id: str, conformance_results: dict[str, report.Judged]) -> None:
+    j = conformance_results[check_id]
+    c = j.result.check
+    if j.status == "skipped":
+        pytest.skip(j.result.reason)
+    if j.status == "error":
+        pytest.fail(f"{check_id} could not run: {j.result.reason}", pytrace=False)
+    if j.status == "failed":
+        lines = [f"{check_id} [{c.severity}] {c.title}"]
+        lines += [f"  - {f.target}{f' ({f.field})' if f.field else ''}: {f.message}" for f in j.open]
+        lines += [f"  - waiver for {f.target} ({w.owner}) expired on {w.expires}: {w.reason}" for f, w in j.expired]
+        lines.append(f"  fix: {c.fix}")
         pytest.fail("\n".join(lines), pytrace=False)
