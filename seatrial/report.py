@@ -161,6 +161,11 @@ class Run:
         return out
 
 
+def new_run_id() -> str:
+    """Sortable by time, unique across parallel runs."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:4]
+
+
 def _finding(f: Finding) -> dict[str, str]:
     return {"target": str(f.target), "field": f.field, "message": f.message}
 

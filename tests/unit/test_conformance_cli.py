@@ -52,3 +52,20 @@ def test_bad_input_is_one_message_and_exit_2(args: list[str], says: str) -> None
     out = proc.stdout + proc.stderr
     assert says in out
     assert "Traceback" not in out
+
+
+def test_junit_has_one_case_per_check_beside_the_verdict(tmp_path: Path) -> None:
+    from junitparser import JUnitXml
+
+    from seatrial import checks
+
+    proc = conformance("--static", "tests/stacks/bad-image", "--report-dir", str(tmp_path))
+    assert proc.returncode == 1
+    [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert (run_dir / "verdict.json").exists()
+    xml = JUnitXml.fromfile(str(run_dir / "junit.xml"))
+    cases = [case for suite in xml for case in suite]
+    ids = sorted(c.name.removeprefix("test_check[").rstrip("]") for c in cases if c.name.startswith("test_check["))
+    assert ids == sorted(c.id for c in checks.catalogue())
+    failed = {c.name for c in cases if any(type(r).__name__ == "Failure" for r in c.result)}
+    assert failed == {"test_check[ROLL-004]"}  # the medium findings are reported: --fail-on high
