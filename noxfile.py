@@ -81,3 +81,10 @@ def stack(session: nox.Session) -> None:
     """The reference stack: nox -s stack -- deploy|delete|status [NAMESPACE] [--overlay staging]."""
     _install(session)
     session.run("python", "-m", "seatrial", "stack", *(session.posargs or ["status"]))
+
+
+@nox.session(python=PYTHON)
+def report(session: nox.Session) -> None:
+    """Build the HTML report of the latest run (or -- reports/<run-id>), offline, with npm allure 3."""
+    _install(session)
+    session.run("python", "-m", "seatrial", "report", *session.posargs)

@@ -77,6 +77,22 @@ def _stack(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from seatrial import report
+    from seatrial.cluster import build
+
+    root = Path(__file__).resolve().parents[1] / "reports"
+    run_dir = Path(args.run_dir) if args.run_dir else root / "latest"
+    if not run_dir.exists():
+        raise ConfigError(f"no run at {run_dir}", hint="run nox -s conformance first")
+    index = report.build_html(run_dir.resolve(), build.cache_root())
+    print(f"HTML report: {index}")
+    print(f"open it with: xdg-open {index}   (or python3 -m http.server -d {index.parent})")
+    return ExitCode.OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seatrial", description=__doc__)
     sub = p.add_subparsers(dest="area", required=True)
@@ -93,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every workload (default 300)")
     s.add_argument("--cleanup", action="store_true", help="delete the namespace when a deploy fails (default: keep)")
     s.set_defaults(func=_stack)
+    r = sub.add_parser("report", help="build the HTML report of a run (default: reports/latest)")
+    r.add_argument("run_dir", nargs="?", help="a reports/<run-id> directory")
+    r.set_defaults(func=_report)
     return p
 
 
