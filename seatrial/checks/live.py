@@ -384,10 +384,16 @@ def rollout_under_load(live: Live) -> Iterator[Finding]:
     if not matches:
         raise Skip(f"{live.rollout} is not in the checked namespaces")
     w = matches[0]
-    try:
-        urllib.request.urlopen(_request(live), timeout=5).close()  # noqa: S310 - the profile's own target
-    except (OSError, urllib.error.URLError) as exc:
-        raise Skip(f"the load target {live.load_url} is not reachable from here ({exc})") from None
+    last: Exception | None = None
+    for _ in range(10):  # a Service that is still settling gets a few seconds
+        try:
+            urllib.request.urlopen(_request(live), timeout=5).close()  # noqa: S310 - the profile's own target
+            break
+        except (OSError, urllib.error.URLError) as exc:
+            last = exc
+            time.sleep(1)
+    else:
+        raise Skip(f"the load target {live.load_url} is not reachable from here ({last})")
     _wait_workload_ready(live, w)
     replicas = w.replicas or 1
     unavailable = (

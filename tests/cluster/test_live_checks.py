@@ -192,7 +192,8 @@ def test_roll_008_fails_for_a_rollout_that_drops_requests(
     )
     ready_pods(core, namespace, "careless", 2, timeout=120)
     ip = core.read_namespaced_service("careless", namespace).spec.cluster_ip
-    wait("the service to answer", lambda: _answers(f"http://{ip}/"), timeout=60)
+    # no readiness probe: "ready" pods listen 3 s later; wait until both answer, every time
+    wait("both pods to answer", lambda: all(_answers(f"http://{ip}/") for _ in range(10)), timeout=60)
     r = run(api, namespace, "ROLL-008", load_url=f"http://{ip}/", rollout="Deployment/careless")
     assert r.status == "failed", r
     assert r.findings[0].target.name == "careless"
