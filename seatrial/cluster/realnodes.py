@@ -315,6 +315,9 @@ def prepare(
             ProcessSpec(
                 name=f"{node.name}/kubelet",
                 stage=4,
+                # Every kubelet binds /var/lib/kubelet/device-plugins/kubelet.sock (a path no flag
+                # moves); kubelets starting together can lose that race and exit. A retry wins it.
+                restarts=3,
                 log=str(logs / "kubelet.log"),
                 ready_url=f"http://{node.net.ip}:{KUBELET_HEALTHZ}/healthz",
                 argv=[

@@ -39,6 +39,7 @@ class ProcessSpec:
     ready_port: int | None = None
     ready_path: str | None = None
     oneshot: bool = False  # runs to completion (exit 0) before the next stage starts
+    restarts: int = 0  # times an early exit is answered with a restart (see realnodes: kubelet)
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Supervisor:
         self.state = state
         self.plan = Plan.load(state / "plan.json")
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.restarted: dict[str, int] = {}
         self.status: dict[str, Any] = {"phase": "starting", "pid": os.getpid(), "processes": {}, "error": None}
         self.stopping = False
         self.started = time.monotonic()
@@ -147,6 +149,14 @@ class Supervisor:
             while waiting:
                 if self.stopping:
                     return False
+                for spec in self.plan.processes:  # a process already up may die while later ones start
+                    proc = self.children.get(spec.name)
+                    if spec.name in waiting or spec.oneshot or proc is None or proc.poll() is None:
+                        continue
+                    if not self._restart(spec):
+                        self.fail(f"{spec.name} exited with code {proc.returncode}; see its log: {spec.log}")
+                        return False
+                    waiting[spec.name] = spec
                 for name, spec in list(waiting.items()):
                     code = self.children[name].poll()
                     if spec.oneshot and code == 0:
@@ -155,9 +165,11 @@ class Supervisor:
                         del waiting[name]
                         self.write_status()
                         continue
-                    if code is not None:
+                    if code is not None and not self._restart(spec):
                         self.fail(f"{name} exited with code {code} while starting; see its log: {spec.log}")
                         return False
+                    if code is not None:
+                        continue
                     if not spec.oneshot and probe(spec):
                         self.status["processes"][name]["state"] = "running"
                         self.status["processes"][name]["ready_after_s"] = self._since_start()
@@ -170,6 +182,18 @@ class Supervisor:
                     return False
                 time.sleep(0.1)
         self.status["phase"] = "ready"
+        self.write_status()
+        return True
+
+    def _restart(self, spec: ProcessSpec) -> bool:
+        """Restart a process that exited, if its spec allows another try."""
+        used = self.restarted.get(spec.name, 0)
+        if spec.oneshot or used >= spec.restarts:
+            return False
+        self.restarted[spec.name] = used + 1
+        time.sleep(0.5 * (used + 1))
+        self.spawn(spec)
+        self.status["processes"][spec.name]["restarts"] = used + 1
         self.write_status()
         return True
 
@@ -191,6 +215,9 @@ class Supervisor:
                         proc.kill()
                         proc.wait()
                     entry["state"] = "stopped (requested)"
+                    self.write_status()
+                elif code is not None and entry["state"] == "running" and name in specs and self._restart(specs[name]):
+                    self.status["processes"][name]["state"] = "reviving"
                     self.write_status()
                 elif code is not None and entry["state"] == "running" and name in specs:
                     entry["state"] = f"exited ({code})"
