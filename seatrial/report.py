@@ -250,7 +250,16 @@ def write(run: Run, root: Path, *, secrets: Iterable[str] = ()) -> Path:
     out = root / run.run_id
     out.mkdir(parents=True, exist_ok=True)
     (out / "verdict.json").write_text(redact(json.dumps(verdict_doc(run), indent=2), secrets) + "\n")
-    (out / "summary.md").write_text(redact(summary_md(run), secrets))
+    from seatrial import plots
+
+    plots.findings_by_family(
+        ((j.result.check.family, j.status) for j in run.judged),
+        out / "findings-by-family.png",
+        title=f"{run.kind} {run.run_id}",
+    )
+    (out / "summary.md").write_text(
+        redact(summary_md(run), secrets) + "\n![findings by family](findings-by-family.png)\n"
+    )
     latest = root / "latest"
     tmp = root / f".latest-{os.getpid()}"
     tmp.unlink(missing_ok=True)

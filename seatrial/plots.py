@@ -1,0 +1,138 @@
+"""Plots a person reads at a glance: what a fault did to traffic, and where a run's findings are.
+
+``timeline`` takes the raw request log of a load run (start time, latency, ok) plus the fault
+window and the chaos actions, and draws requests/s, error rate and p50/p95/p99 latency per second
+with the fault shaded and each action marked. ``findings_by_family`` draws a run's check results
+by family. Both write PNGs with the non-interactive Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
+from seatrial.checks.registry import FAMILIES
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # seconds since the load started, when the request was sent
+    latency: float  # seconds until it answered or failed
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Event:
+    t: float
+    label: str
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    k = (len(ordered) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def per_second(samples: Iterable[Sample]) -> list[dict[str, float]]:
+    """Requests/s, error rate and latency percentiles (ms) for every whole second."""
+    buckets: dict[int, list[Sample]] = {}
+    for s in samples:
+        buckets.setdefault(int(s.t), []).append(s)
+    rows = []
+    for sec in range(min(buckets, default=0), max(buckets, default=-1) + 1):
+        b = buckets.get(sec, [])
+        ok = [s.latency * 1000 for s in b if s.ok]
+        rows.append(
+            {
+                "t": float(sec),
+                "rps": float(len(b)),
+                "errors": (sum(not s.ok for s in b) / len(b)) if b else 0.0,
+                "p50": _percentile(ok, 0.50),
+                "p95": _percentile(ok, 0.95),
+                "p99": _percentile(ok, 0.99),
+            }
+        )
+    return rows
+
+
+def timeline(
+    samples: Sequence[Sample],
+    out: Path,
+    *,
+    title: str,
+    fault: tuple[float, float] | None = None,
+    events: Sequence[Event] = (),
+    slo_error_rate: float | None = None,
+) -> Path:
+    rows = per_second(samples)
+    t = [r["t"] for r in rows]
+    fig, (ax_rps, ax_err, ax_lat) = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
+    ax_rps.plot(t, [r["rps"] for r in rows], color="#1f77b4", lw=1.5)
+    ax_rps.set_ylabel("requests/s")
+    ax_rps.set_ylim(bottom=0)  # dips read at their true size
+    ax_err.plot(t, [100 * r["errors"] for r in rows], color="#d62728", lw=1.5)
+    ax_err.set_ylabel("errors %")
+    ax_err.set_ylim(bottom=0, top=max(1.0, *(100 * r["errors"] for r in rows)) * 1.1)
+    if slo_error_rate is not None:
+        ax_err.axhline(100 * slo_error_rate, color="#d62728", ls=":", lw=1, label=f"SLO {100 * slo_error_rate:g}%")
+        ax_err.legend(loc="upper right", fontsize=8)
+    for q, color in (("p50", "#2ca02c"), ("p95", "#ff7f0e"), ("p99", "#9467bd")):
+        ax_lat.plot(t, [r[q] for r in rows], color=color, lw=1.3, label=q)
+    ax_lat.set_ylabel("latency ms")
+    ax_lat.set_xlabel("seconds since load start")
+    ax_lat.legend(loc="upper right", fontsize=8)
+    for ax in (ax_rps, ax_err, ax_lat):
+        ax.grid(alpha=0.3)
+        if fault is not None:
+            ax.axvspan(fault[0], fault[1], color="#d62728", alpha=0.08)
+        for e in events:
+            ax.axvline(e.t, color="black", ls="--", lw=0.8)
+    if fault is not None:
+        ax_rps.text(fault[0], ax_rps.get_ylim()[1], " fault window", va="top", fontsize=8, color="#d62728")
+    for e in events:
+        ax_rps.annotate(e.label, (e.t, ax_rps.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8)
+    failed = sum(not s.ok for s in samples)
+    fig.suptitle(f"{title} — {len(samples)} requests, {failed} failed")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def findings_by_family(statuses: Iterable[tuple[str, str]], out: Path, *, title: str) -> Path:
+    """``statuses``: (family, status) per check; one stacked bar per family."""
+    order = ("failed", "error", "reported", "waived", "passed", "skipped")
+    colors = {"failed": "#d62728", "error": "#8c564b", "reported": "#ff7f0e", "waived": "#bcbd22",
+              "passed": "#2ca02c", "skipped": "#c7c7c7"}  # fmt: skip
+    counts = {f: dict.fromkeys(order, 0) for f in FAMILIES}
+    for family, status in statuses:
+        counts.setdefault(family, dict.fromkeys(order, 0))[status] += 1
+    names = [FAMILIES.get(f, f) for f in counts]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    left = [0] * len(names)
+    for status in order:
+        widths = [counts[f][status] for f in counts]
+        ax.barh(names, widths, left=left, color=colors[status], label=status)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    ax.invert_yaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("checks")
+    ax.legend(loc="lower right", fontsize=8, ncol=3)
+    ax.set_title(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
