@@ -7,6 +7,8 @@ exits with ``exit_code``; nothing below the CLI prints tracebacks for these.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -59,3 +61,13 @@ class ClusterError(SeatrialError):
 
 class TemporaryClusterError(ClusterError):
     """A transient fault (connection refused while starting, 5xx): worth a retry."""
+
+
+def reject_unknown(keys: Iterable[str], known: set[str], where: str) -> None:
+    """Strict YAML everywhere (pools, profiles): an unknown field is a ConfigError with a
+    did-you-mean, because a typo must never silently fall back to a default."""
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}"
+            raise ConfigError(f"{where}: unknown field {key!r}", hint=hint)

@@ -8,8 +8,7 @@ configuration must not silently relax the gate.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import yaml
 
 from seatrial.checks.inventory import ROLES
-from seatrial.errors import ConfigError
+from seatrial.errors import ConfigError, reject_unknown
 
 FIELDS = {"kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds", "rollout"}
 WORKLOAD_FIELDS = {"kind", "name", "role"}
@@ -58,14 +57,6 @@ class Profile:
         return not self.namespaces
 
 
-def _unknown(keys: Iterable[str], known: set[str], where: str) -> None:
-    for key in keys:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}"
-            raise ConfigError(f"{where}: unknown field {key!r}", hint=hint)
-
-
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
     if value is None:
         return {}
@@ -83,7 +74,7 @@ def _number(value: Any, where: str, *, positive: bool = True) -> float:
 def parse(doc: Any, source: str) -> Profile:
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a profile is a YAML mapping")
-    _unknown(doc, FIELDS, source)
+    reject_unknown(doc, FIELDS, source)
     if doc.get("kind", "Profile") != "Profile":
         raise ConfigError(f"{source}: kind must be Profile, got {doc.get('kind')!r}")
     name = doc.get("name")
@@ -96,21 +87,21 @@ def parse(doc: Any, source: str) -> Profile:
     for i, w in enumerate(doc.get("workloads") or []):
         where = f"{source}: workloads[{i}]"
         w = _mapping(w, where)
-        _unknown(w, WORKLOAD_FIELDS, where)
+        reject_unknown(w, WORKLOAD_FIELDS, where)
         if w.get("role") not in ROLES:
             raise ConfigError(f"{where}: role must be one of {', '.join(ROLES)}, got {w.get('role')!r}")
         if not w.get("kind") or not w.get("name"):
             raise ConfigError(f"{where}: kind and name are required")
         roles[f"{w['kind']}/{w['name']}"] = str(w["role"])
     s = _mapping(doc.get("slos"), f"{source}: slos")
-    _unknown(s, SLO_FIELDS, f"{source}: slos")
+    reject_unknown(s, SLO_FIELDS, f"{source}: slos")
     slos = Slos(
         error_rate=_number(s.get("errorRate", 0.01), f"{source}: slos.errorRate"),
         p99_ms=_number(s.get("p99Ms", 2000), f"{source}: slos.p99Ms"),
         recovery_seconds=_number(s.get("recoverySeconds", 60), f"{source}: slos.recoverySeconds"),
     )
     ld = _mapping(doc.get("load"), f"{source}: load")
-    _unknown(ld, LOAD_FIELDS, f"{source}: load")
+    reject_unknown(ld, LOAD_FIELDS, f"{source}: load")
     load = Load(
         service=str(ld.get("service", "gateway")),
         port=int(_number(ld.get("port", 80), f"{source}: load.port")),

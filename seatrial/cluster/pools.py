@@ -8,7 +8,6 @@ local cluster hold on a real one.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from seatrial.errors import ConfigError
+from seatrial.errors import ConfigError, reject_unknown
 
 CapacityType = Literal["on-demand", "spot"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
@@ -92,14 +91,6 @@ class NodePool:
         return [f"{self.name}-{i}" for i in range(self.count)]
 
 
-def _unknown(keys: Iterable[str], known: set[str], where: str) -> None:
-    for key in keys:
-        if key not in known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"known fields: {', '.join(sorted(known))}"
-            raise ConfigError(f"{where}: unknown field {key!r}", hint=hint)
-
-
 def _str_map(value: object, where: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -125,7 +116,7 @@ def parse_pool(doc: object, source: str) -> NodePool:
         raise ConfigError(f"{source}: a node pool must be a mapping, got {type(doc).__name__}")
     name = doc.get("name")
     where = f"{source}: pool {name!r}" if name else source
-    _unknown(doc, POOL_FIELDS, where)
+    reject_unknown(doc, POOL_FIELDS, where)
     kind = doc.get("kind", "NodePool")
     if kind not in ("NodePool", "RealNodePool"):
         raise ConfigError(f"{where}: kind must be NodePool or RealNodePool, got {kind!r}")
@@ -152,7 +143,7 @@ def parse_pool(doc: object, source: str) -> NodePool:
         raw = doc["gpu"]
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: gpu must be a mapping with product and count")
-        _unknown(raw, GPU_FIELDS, f"{where}: gpu")
+        reject_unknown(raw, GPU_FIELDS, f"{where}: gpu")
         product = raw.get("product")
         if not isinstance(product, str) or not product:
             raise ConfigError(f"{where}: gpu.product is required (e.g. NVIDIA-A100-SXM4-80GB)")
@@ -169,7 +160,7 @@ def parse_pool(doc: object, source: str) -> NodePool:
     for i, raw in enumerate(doc.get("taints") or []):
         if not isinstance(raw, dict):
             raise ConfigError(f"{where}: taints[{i}] must be a mapping with key and effect")
-        _unknown(raw, TAINT_FIELDS, f"{where}: taints[{i}]")
+        reject_unknown(raw, TAINT_FIELDS, f"{where}: taints[{i}]")
         effect = raw.get("effect")
         if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
             raise ConfigError(f"{where}: taints[{i}].effect must be NoSchedule, PreferNoSchedule or NoExecute")
