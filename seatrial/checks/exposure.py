@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory
+from seatrial.checks.inventory import Facts, Inventory, ref_of
 from seatrial.checks.model import Finding, Ref
 from seatrial.checks.registry import check
 
@@ -26,8 +26,7 @@ def exposed(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for s in inv.of("Service"):
         kind = (s.get("spec") or {}).get("type", "ClusterIP")
         if kind in ("LoadBalancer", "NodePort") and (s["metadata"].get("annotations") or {}).get(PUBLIC) != "true":
-            ref = Ref(str(s["metadata"].get("namespace") or ""), "Service", str(s["metadata"]["name"]))
-            yield Finding("NET-001", ref, "spec.type", f"is {kind} without the {PUBLIC} annotation")
+            yield Finding("NET-001", ref_of(s), "spec.type", f"is {kind} without the {PUBLIC} annotation")
 
 
 @check(

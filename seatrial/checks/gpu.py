@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, int_or_percent, node_selected, schedulable_on
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, node_selected, schedulable_on
 from seatrial.checks.inventory import quantity as q
 from seatrial.checks.model import Finding, Ref
 from seatrial.checks.registry import check
@@ -21,12 +21,8 @@ GPU_NODE_LABELS = (
 
 def _max_pods(w: Workload, inv: Inventory) -> int:
     """Replicas at the top of the HPA's range, if an HPA scales the workload."""
-    best = w.replicas or 1
-    for hpa in inv.of("HorizontalPodAutoscaler"):
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        if ref.get("kind") == w.kind and ref.get("name") == w.name and hpa["metadata"].get("namespace") == w.namespace:
-            best = max(best, int(hpa["spec"].get("maxReplicas") or 0))
-    return best
+    hpa = inv.hpa_for(w)
+    return max(w.replicas or 1, int(hpa["spec"].get("maxReplicas") or 0) if hpa else 0)
 
 
 @check(
@@ -75,9 +71,7 @@ def gpu_tolerations(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                 yield Finding(
                     "GPU-002", w.ref, "spec.tolerations", f"tolerates none of the GPU nodes' taints {', '.join(taints)}"
                 )
-        elif not any(
-            t.get("key") == GPU or (t.get("operator") == "Exists" and not t.get("key")) for t in w.tolerations
-        ):
+        elif not w.tolerates_gpu_taint:
             yield Finding("GPU-002", w.ref, "spec.tolerations", f"does not tolerate the {GPU} taint GPU nodes carry")
 
 
@@ -145,7 +139,7 @@ def cpu_pods_off_gpu_nodes(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                     "spec.tolerations",
                     f"requests no GPU but may be scheduled on GPU nodes ({landing[0]}, …)",
                 )
-        elif any(t.get("key") == GPU or (t.get("operator") == "Exists" and not t.get("key")) for t in w.tolerations):
+        elif w.tolerates_gpu_taint:
             yield Finding("GPU-005", w.ref, "spec.tolerations", f"requests no GPU but tolerates the {GPU} taint")
 
 
@@ -196,12 +190,10 @@ def gpu_surge(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for w in inv.workloads:
         if w.kind != "Deployment" or not w.gpus or w.replicas is None:
             continue
-        strategy = w.spec.get("strategy") or {}
-        if strategy.get("type") == "Recreate":
+        rolling = w.rolling_update()
+        if rolling is None or rolling[0] < 1:
             continue
-        surge = int_or_percent((strategy.get("rollingUpdate") or {}).get("maxSurge", "25%"), w.replicas, round_up=True)
-        if surge < 1:
-            continue
+        surge = rolling[0]
         usable = [n for n in facts.nodes if schedulable_on(w, n)]
         capacity = sum(n.gpus // w.gpus for n in usable)
         if usable and w.replicas + surge > capacity:  # no usable node at all: GPU-002 says so

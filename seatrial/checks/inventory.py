@@ -134,6 +134,27 @@ class Workload:
     def tolerations(self) -> list[Obj]:
         return list(self.pod.get("tolerations") or [])
 
+    @property
+    def tolerates_gpu_taint(self) -> bool:
+        """Tolerates nvidia.com/gpu by key, or every taint (a key-less Exists)."""
+        return any(
+            t.get("key") == GPU or (t.get("operator") == "Exists" and not t.get("key")) for t in self.tolerations
+        )
+
+    def rolling_update(self) -> tuple[int, int] | None:
+        """(maxSurge, maxUnavailable) of a Deployment's rolling update, resolved against replicas."""
+        if self.kind != "Deployment":
+            return None
+        strategy = self.spec.get("strategy") or {}
+        if strategy.get("type") == "Recreate":
+            return None
+        ru = strategy.get("rollingUpdate") or {}
+        replicas = self.replicas or 1
+        return (
+            int_or_percent(ru.get("maxSurge", "25%"), replicas, round_up=True),
+            int_or_percent(ru.get("maxUnavailable", "25%"), replicas, round_up=False),
+        )
+
 
 @dataclass(frozen=True)
 class Node:
@@ -194,8 +215,24 @@ class Inventory:
             return "batch"
         return "serving" if o["kind"] in ("Deployment", "StatefulSet") else "other"
 
+    def hpa_for(self, w: Workload) -> Obj | None:
+        """The HorizontalPodAutoscaler that scales ``w``, if any."""
+        for hpa in self.of("HorizontalPodAutoscaler"):
+            target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+            if (
+                target.get("kind") == w.kind
+                and target.get("name") == w.name
+                and (hpa["metadata"].get("namespace") or "") == w.namespace
+            ):
+                return hpa
+        return None
+
     def namespaces(self) -> set[str]:
         return {str(o["metadata"].get("namespace") or "") for o in self.objects if o.get("kind") != "Namespace"}
+
+
+def ref_of(o: Obj) -> Ref:
+    return Ref(str(o["metadata"].get("namespace") or ""), str(o["kind"]), str(o["metadata"]["name"]))
 
 
 def _owned(o: Obj) -> bool:

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +21,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from seatrial import kube
-from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, schedulable_on
-from seatrial.checks.model import Finding, Ref, Skip
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, ref_of, schedulable_on, selector_matches
+from seatrial.checks.model import Finding, Skip
 from seatrial.checks.pdb import _pdbs, allowed
 from seatrial.checks.registry import action, check
 from seatrial.cluster import pools
@@ -86,9 +87,9 @@ def gpu_placement(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     gpu_nodes = {n.name for n in facts.nodes if n.gpus > 0}
     for pod in _live_pods(inv):
         owner = (pod["metadata"].get("ownerReferences") or [{}])[0].get("kind")
-        wants = sum(int((c.get("resources") or {}).get("limits", {}).get(GPU, 0)) for c in pod["spec"]["containers"])
+        wants = _pod_gpus(pod)
         node = pod["spec"].get("nodeName", "")
-        ref = Ref(pod["metadata"].get("namespace", ""), "Pod", pod["metadata"]["name"])
+        ref = ref_of(pod)
         if wants and node not in gpu_nodes:
             yield Finding(
                 "GPU-009", ref, "spec.nodeName", f"requests {wants} GPU(s) but runs on {node}, which has none"
@@ -135,9 +136,8 @@ def placement_survives(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 
 
 def _owned_by(pod: dict[str, Any], w: Workload) -> bool:
-    labels = pod["metadata"].get("labels") or {}
-    sel = (w.spec.get("selector") or {}).get("matchLabels") or {}
-    return bool(sel) and all(labels.get(k) == v for k, v in sel.items())
+    sel = w.spec.get("selector")
+    return bool(sel) and selector_matches(sel, pod["metadata"].get("labels") or {})
 
 
 # ---- checks that act -------------------------------------------------------------------
@@ -161,10 +161,8 @@ def evictions_respect_budgets(live: Live) -> Iterator[Finding]:
     ]
     if not targets:
         raise Skip("no multi-replica workload with a PodDisruptionBudget to evict from")
-    findings: list[Finding] = []
-    lock = threading.Lock()
 
-    def prove(w: Workload, pdb: dict[str, Any]) -> None:
+    def prove(w: Workload, pdb: dict[str, Any]) -> list[Finding]:
         _wait_workload_ready(live, w)
         budget = allowed(pdb, w.replicas or 0)
         pods = sorted(_pods(live, w), key=lambda p: p["metadata"]["name"])
@@ -180,39 +178,25 @@ def evictions_respect_budgets(live: Live) -> Iterator[Finding]:
                 if exc.status != 429:
                     raise
                 outcomes.append(False)
+        found = []
         want = [True] * budget + [False]
         if outcomes != want[: len(outcomes)]:
             got = ", ".join("evicted" if o else "refused" for o in outcomes)
-            with lock:
-                findings.append(
-                    Finding(
-                        "PDB-005",
-                        Ref(w.namespace, "PodDisruptionBudget", pdb["metadata"]["name"]),
-                        "status.disruptionsAllowed",
-                        f"budget allows {budget} of {w.kind}/{w.name}'s {w.replicas}; evictions went: {got}",
-                    )
+            found.append(
+                Finding(
+                    "PDB-005",
+                    ref_of(pdb),
+                    "status.disruptionsAllowed",
+                    f"budget allows {budget} of {w.kind}/{w.name}'s {w.replicas}; evictions went: {got}",
                 )
+            )
         _wait_workload_ready(live, w)
+        return found
 
-    errors: list[BaseException] = []
-
-    def guarded(target: Any) -> Any:
-        def run(*args: Any) -> None:
-            try:
-                target(*args)
-            except BaseException as exc:
-                errors.append(exc)
-
-        return run
-
-    threads = [threading.Thread(target=guarded(prove), args=t) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return iter(findings)
+    # every budget at once (each proof waits for its workload to heal); the first error is raised
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        proofs = list(pool.map(lambda t: prove(*t), targets))
+    return iter([f for found in proofs for f in found])
 
 
 @action(
@@ -281,7 +265,7 @@ def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
         time.sleep(3)  # a preemption victim would be on its way out by now
         after = _pods_on(live, [n.name for n in usable])
         waiting = [m for m in outcome.values() if m != "scheduled"]
-        ref = Ref(w.namespace, w.kind, w.name)
+        ref = w.ref
         gone = sorted(k.rsplit("/", 1)[0] for k in before if k not in after or _disrupted(after[k]))
         if gone:
             yield Finding("GPU-010", ref, "priorityClassName", f"one pod past capacity preempted: {', '.join(gone)}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, int_or_percent, selector_matches
-from seatrial.checks.model import Finding, Ref
+from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, int_or_percent, ref_of, selector_matches
+from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
 
 
@@ -21,18 +21,6 @@ def _pdbs(inv: Inventory, w: Workload) -> list[Obj]:
 
 def _replicated(inv: Inventory) -> list[Workload]:
     return [w for w in inv.workloads if w.kind in ("Deployment", "StatefulSet") and (w.replicas or 0) > 1]
-
-
-def _ref(p: Obj) -> Ref:
-    return Ref(str(p["metadata"].get("namespace") or ""), "PodDisruptionBudget", str(p["metadata"]["name"]))
-
-
-def _hpa_min(inv: Inventory, w: Workload) -> int | None:
-    for hpa in inv.of("HorizontalPodAutoscaler"):
-        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-        if ref.get("kind") == w.kind and ref.get("name") == w.name:
-            return int(hpa["spec"].get("minReplicas") or 1)
-    return None
 
 
 def allowed(p: Obj, replicas: int) -> int:
@@ -78,10 +66,10 @@ def pdb_selector(inv: Inventory, facts: Facts) -> Iterator[Finding]:
         sel = (p.get("spec") or {}).get("selector")
         hits = [w.name for w in workloads if w.namespace == ns and selector_matches(sel, w.pod_labels)]
         if not hits:
-            yield Finding("PDB-002", _ref(p), "spec.selector", "selects no workload's pods")
+            yield Finding("PDB-002", ref_of(p), "spec.selector", "selects no workload's pods")
         elif len(hits) > 1:
             yield Finding(
-                "PDB-002", _ref(p), "spec.selector", f"selects the pods of {len(hits)} workloads: {', '.join(hits)}"
+                "PDB-002", ref_of(p), "spec.selector", f"selects the pods of {len(hits)} workloads: {', '.join(hits)}"
             )
 
 
@@ -100,7 +88,7 @@ def pdb_allows(inv: Inventory, facts: Facts) -> Iterator[Finding]:
         for p in _pdbs(inv, w):
             if allowed(p, w.replicas or 0) < 1:
                 yield Finding(
-                    "PDB-003", _ref(p), "spec", f"allows no disruption of {w.kind}/{w.name}'s {w.replicas} pods"
+                    "PDB-003", ref_of(p), "spec", f"allows no disruption of {w.kind}/{w.name}'s {w.replicas} pods"
                 )
 
 
@@ -121,10 +109,11 @@ def pdb_keeps(inv: Inventory, facts: Facts) -> Iterator[Finding]:
             n = allowed(p, replicas)
             if n >= replicas:
                 yield Finding(
-                    "PDB-004", _ref(p), "spec", f"allows all {replicas} pods of {w.kind}/{w.name} to go at once"
+                    "PDB-004", ref_of(p), "spec", f"allows all {replicas} pods of {w.kind}/{w.name} to go at once"
                 )
-            low = _hpa_min(inv, w)
+            hpa = inv.hpa_for(w)
+            low = int(hpa["spec"].get("minReplicas") or 1) if hpa else None
             if low is not None and low != replicas and allowed(p, low) < 1:
                 yield Finding(
-                    "PDB-004", _ref(p), "spec", f"at the HPA's minReplicas {low} it allows no disruption of {w.name}"
+                    "PDB-004", ref_of(p), "spec", f"at the HPA's minReplicas {low} it allows no disruption of {w.name}"
                 )

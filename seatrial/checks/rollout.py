@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Container, Facts, Inventory, Obj, Workload, int_or_percent
+from seatrial.checks.inventory import Container, Facts, Inventory, Obj, Workload
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
 
@@ -16,21 +16,6 @@ MUTABLE_TAGS = re.compile(r"^(latest|main|master|dev|develop|edge|stable|nightly
 
 def _serving(inv: Inventory) -> list[Workload]:
     return [w for w in inv.workloads if w.role in SERVING]
-
-
-def _rolling(w: Workload) -> tuple[int, int] | None:
-    """(maxSurge, maxUnavailable) of a Deployment's rolling update, resolved against replicas."""
-    if w.kind != "Deployment":
-        return None
-    strategy = w.spec.get("strategy") or {}
-    if strategy.get("type") == "Recreate":
-        return None
-    ru = strategy.get("rollingUpdate") or {}
-    replicas = w.replicas or 1
-    return (
-        int_or_percent(ru.get("maxSurge", "25%"), replicas, round_up=True),
-        int_or_percent(ru.get("maxUnavailable", "25%"), replicas, round_up=False),
-    )
 
 
 def _probe_window(probe: Obj | None) -> float:
@@ -63,7 +48,7 @@ def _sleep_seconds(c: Container) -> float:
 def keeps_capacity(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for w in _serving(inv):
-        r = _rolling(w)
+        r = w.rolling_update()
         if r is None or not w.replicas:
             continue
         _, unavailable = r
@@ -88,7 +73,7 @@ def keeps_capacity(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 def surges(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for w in _serving(inv):
-        r = _rolling(w)
+        r = w.rolling_update()
         if r is not None and r[0] == 0 and not w.gpus:
             yield Finding("ROLL-002", w.ref, "spec.strategy.rollingUpdate.maxSurge", "is 0")
 

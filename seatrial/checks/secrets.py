@@ -8,8 +8,8 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory, Obj, Workload
-from seatrial.checks.model import Finding, Ref
+from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, ref_of
+from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
 
 SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|PASS|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|ACCESS_?KEY|AUTH)", re.I)
@@ -63,10 +63,6 @@ def looks_secret(name: str, value: str) -> str | None:
     return None
 
 
-def _ref(o: Obj) -> Ref:
-    return Ref(str(o["metadata"].get("namespace") or ""), str(o["kind"]), str(o["metadata"]["name"]))
-
-
 @check(
     "SEC-001",
     "No secret values as literal env vars",
@@ -106,7 +102,7 @@ def configmap_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                 name, val = (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
                 why = looks_secret(name, val)
                 if why:
-                    yield Finding("SEC-002", _ref(cm), f"data[{key}]", why)
+                    yield Finding("SEC-002", ref_of(cm), f"data[{key}]", why)
                     break
 
 
@@ -124,7 +120,7 @@ def committed_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for s in inv.of("Secret"):
         if s.get("data") or s.get("stringData"):
-            yield Finding("SEC-003", _ref(s), "data", "a Secret with values is part of the manifests")
+            yield Finding("SEC-003", ref_of(s), "data", "a Secret with values is part of the manifests")
 
 
 def _bound_accounts(inv: Inventory) -> dict[tuple[str, str], list[Obj]]:
@@ -234,4 +230,4 @@ def last_applied(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for s in inv.of("Secret"):
         blob = (s["metadata"].get("annotations") or {}).get(key, "")
         if '"data"' in blob or '"stringData"' in blob:
-            yield Finding("SEC-006", _ref(s), f"metadata.annotations[{key}]", "holds a copy of the Secret's data")
+            yield Finding("SEC-006", ref_of(s), f"metadata.annotations[{key}]", "holds a copy of the Secret's data")
