@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,8 @@ import pytest
 from seatrial import checks, report
 from seatrial.checks.model import Finding, Ref, Result
 from seatrial.errors import ConfigError
+
+from .test_conformance_cli import conformance
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = dt.date(2026, 11, 23)
@@ -98,27 +97,8 @@ def test_redact_removes_known_values_and_token_shapes() -> None:
 
 def test_canary_secret_never_reaches_the_reports(tmp_path: Path) -> None:
     canaries = ("sk-canary-7Hq2Zt9Lm4Vx8Rk1Pw6Ny3Bc", "CanaryPassw0rd-Do-Not-Leak")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "suites/conformance",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--static",
-            "tests/stacks/canary",
-            "--report-dir",
-            str(tmp_path),
-            f"--junitxml={tmp_path / 'junit.xml'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+    proc = conformance(
+        "--static", "tests/stacks/canary", "--report-dir", str(tmp_path), f"--junitxml={tmp_path / 'junit.xml'}"
     )
     assert proc.returncode == 1, proc.stdout[-2000:]
     assert "SEC-001" in proc.stdout

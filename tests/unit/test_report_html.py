@@ -14,6 +14,8 @@ import pytest
 
 from seatrial.cluster import build
 
+from .test_conformance_cli import conformance
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium"),
@@ -24,27 +26,7 @@ pytestmark = [
 
 def test_html_report_shows_check_ids_and_verdict_in_a_browser(tmp_path: Path) -> None:
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "suites/conformance",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--static",
-            "tests/stacks/bad-image",
-            "--report-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
+    run = conformance("--static", "tests/stacks/bad-image", "--report-dir", str(tmp_path))
     assert run.returncode == 1, run.stdout[-1500:]
     built = subprocess.run(
         [sys.executable, "-m", "seatrial", "report", str(tmp_path / "latest")],
