@@ -298,8 +298,7 @@ def manifest_digest(archive: Path) -> str:
         return str(json.load(member)["manifests"][0]["digest"])
 
 
-STORE_PLUGINS_OFF = (
-    "io.containerd.grpc.v1.cri",
+UNUSED_PLUGINS = (  # containerd plugins neither a node nor the image store needs
     "io.containerd.internal.v1.opt",
     "io.containerd.snapshotter.v1.btrfs",
     "io.containerd.snapshotter.v1.devmapper",
@@ -308,6 +307,7 @@ STORE_PLUGINS_OFF = (
     "io.containerd.tracing.processor.v1.otlp",
     "io.containerd.internal.v1.tracing",
 )
+STORE_PLUGINS_OFF = ("io.containerd.grpc.v1.cri", *UNUSED_PLUGINS)  # the store serves no kubelet
 
 
 def _containerd_version() -> str:

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from seatrial.cluster import pki, pools
-from seatrial.cluster.images import Image, plant_store
+from seatrial.cluster.images import UNUSED_PLUGINS, Image, plant_store
 from seatrial.cluster.network import NetworkPlan, NodeNet
 from seatrial.cluster.supervisor import ProcessSpec
 from seatrial.errors import ConfigError, ToolMissingError
@@ -157,10 +157,7 @@ def containerd_config(node: RealNode, pause: str) -> str:
     return f"""version = 2
 root = "{conf / "containerd-root"}"
 state = "{rt / "containerd"}"
-disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp",
-  "io.containerd.internal.v1.tracing"]
+disabled_plugins = [{", ".join(f'"{p}"' for p in UNUSED_PLUGINS)}]
 [grpc]
   address = "{node.socket}"
 [plugins."io.containerd.grpc.v1.cri"]
