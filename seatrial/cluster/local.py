@@ -632,6 +632,7 @@ class LocalCluster:
         names = json.loads(saved.read_text()) if saved.exists() else []
         rt = realnodes.runtime_root(self.run)
         todo: list[tuple[str, images.Image, Path]] = []
+        digests = {img.ref: images.manifest_digest(img.archive) for img in wanted}  # read each archive once
         for index, node in enumerate(names):
             sock = rt / str(index) / "containerd.sock"
             if not sock.exists():
@@ -643,7 +644,7 @@ class LocalCluster:
                 check=False,
             ).stdout
             have = {f[0]: f[2] for f in (line.split() for line in listed.splitlines()[1:]) if len(f) > 2}
-            todo += [(node, img, sock) for img in wanted if have.get(img.ref) != images.manifest_digest(img.archive)]
+            todo += [(node, img, sock) for img in wanted if have.get(img.ref) != digests[img.ref]]
         if todo:
             refs, nodes = {i.ref for _, i, _ in todo}, {n for n, _, _ in todo}
             say(f"importing {len(refs)} changed image(s) into {len(nodes)} node(s)")
