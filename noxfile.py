@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,6 +16,36 @@ nox.options.sessions = ["tests"]
 PYTHON = "3.11"
 # pytest exits 5 when a selection collects nothing: for a suite that is still empty that is not a failure.
 NO_TESTS = 5
+
+
+# pytest's own "usage error" (a bad flag): the documented code for that is 2.
+PYTEST_USAGE = 4
+
+
+def _gate(session: nox.Session, *args: str) -> None:
+    """Run a command and leave nox with its exit code. nox exits 1 whenever a session fails,
+    which would turn the documented 2 (usage or configuration) and 3 (cluster unreachable) into
+    "failed" for the pipeline that gates on them."""
+    session.log(" ".join(args))
+    venv = {
+        "PATH": f"{session.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "VIRTUAL_ENV": str(Path(session.bin).parent),
+    }
+    proc = subprocess.Popen(args, env=os.environ | venv)
+    interrupted = False
+    while True:
+        try:
+            code = proc.wait()
+            break
+        except KeyboardInterrupt:  # the child got the same SIGINT: let it roll back, never kill it
+            interrupted = True
+            session.log("interrupted: waiting for the run to roll back and clean up")
+    if interrupted:
+        raise SystemExit(130)
+    code = 2 if code == PYTEST_USAGE and args[0] == "pytest" else code
+    if code not in (0, NO_TESTS):
+        session.log(f"exit {code}")
+        raise SystemExit(code)  # not an Exception: nox lets it end the process with this code
 
 
 def _install(session: nox.Session, *extras: str) -> None:
@@ -39,21 +70,21 @@ def cluster(session: nox.Session) -> None:
     """Manage the local cluster: nox -s cluster -- up|down|status|build."""
     _install(session)
     action = session.posargs or ["status"]
-    session.run("python", "-m", "seatrial", "cluster", *action, success_codes=[0, 3] if action == ["status"] else [0])
+    _gate(session, "python", "-m", "seatrial", "cluster", *action)
 
 
 @nox.session(python=PYTHON)
 def conformance(session: nox.Session) -> None:
     """Run the conformance suite; starts the local cluster when no --kubeconfig/--kube-context is named."""
     _install(session, "test")
-    session.run("pytest", "suites/conformance", "-p", "no:cacheprovider", *session.posargs, success_codes=[0, NO_TESTS])
+    _gate(session, "pytest", "suites/conformance", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def chaos(session: nox.Session) -> None:
     """Run the chaos suite (Chaos Toolkit experiments under load)."""
     _install(session, "test")
-    session.run("pytest", "suites/chaos", "-p", "no:cacheprovider", *session.posargs, success_codes=[0, NO_TESTS])
+    _gate(session, "pytest", "suites/chaos", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -80,11 +111,11 @@ if os.environ.get("CI"):
 def stack(session: nox.Session) -> None:
     """The reference stack: nox -s stack -- deploy|delete|status [NAMESPACE] [--overlay staging]."""
     _install(session)
-    session.run("python", "-m", "seatrial", "stack", *(session.posargs or ["status"]))
+    _gate(session, "python", "-m", "seatrial", "stack", *(session.posargs or ["status"]))
 
 
 @nox.session(python=PYTHON)
 def report(session: nox.Session) -> None:
     """Build the HTML report of the latest run (or -- reports/<run-id>), offline, with npm allure 3."""
     _install(session)
-    session.run("python", "-m", "seatrial", "report", *session.posargs)
+    _gate(session, "python", "-m", "seatrial", "report", *session.posargs)

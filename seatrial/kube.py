@@ -59,9 +59,24 @@ def translate(action: str) -> Iterator[None]:
         raise ClusterError(f"{action}: {exc.status} {exc.reason}: {_api_message(exc)}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterError(
-            f"{action}: the cluster is unreachable ({type(exc).__name__}: {exc})",
+            f"{action}: the cluster is unreachable ({_why_unreachable(exc)})",
             hint="check the kubeconfig's server address, or start the local cluster: nox -s cluster -- up",
         ) from None
+
+
+def _why_unreachable(exc: BaseException) -> str:
+    """The innermost reason (connection refused, name not known, timed out) and the address,
+    instead of urllib3's nested retry repr."""
+    url = ""
+    pool = getattr(exc, "pool", None)
+    if pool is not None:
+        url = f"{pool.scheme}://{pool.host}:{pool.port}"
+    reason: BaseException = exc
+    while isinstance(getattr(reason, "reason", None), BaseException):
+        reason = reason.reason  # type: ignore[attr-defined]
+    text = str(reason)
+    text = text.split("]", 1)[1].strip() if text.startswith("[Errno") else text.rsplit(": ", 1)[-1]
+    return f"{url}: {text}" if url else text
 
 
 def _api_message(exc: ApiException) -> str:
