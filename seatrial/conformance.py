@@ -6,17 +6,24 @@ last-applied annotation carries data) is kept, so no secret can reach a finding 
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes import client
 
 from seatrial import kube, manifests
 from seatrial.checks import Facts, Inventory, facts
+from seatrial.checks.inventory import ref_of
+from seatrial.checks.model import Finding, Ref
+from seatrial.checks.secrets import looks_secret
+from seatrial.cluster.pools import POOL_LABEL
 from seatrial.errors import ClusterError, ConfigError
 from seatrial.profile import Profile
+from seatrial.report import Attachment
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
@@ -118,11 +125,144 @@ def live_context(api: client.ApiClient, namespaces: list[str], inv: Inventory, f
     if ip and ip != "None":
         live.load_url = f"http://{ip}:{profile.load.port}{profile.load.path}"
     if profile.load.auth_secret:
-        import base64
-
         name, key = profile.load.auth_secret.split("/")
         with kube.translate(f"reading Secret {name}"):
             data = core.read_namespaced_secret(name, ns).data or {}
         if key in data:
             live.load_headers["Authorization"] = f"Bearer {base64.b64decode(data[key]).decode()}"
     return live
+
+
+# ---- evidence for reports ----------------------------------------------------------------
+def _scrub_line(key: str, line: str) -> str:
+    k, sep, v = line.partition("=") if "=" in line else line.partition(":")
+    name, val = (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
+    return line.replace(val, "<redacted>") if val and looks_secret(name, val) else line
+
+
+def _scrub_env(node: Any) -> Any:
+    """Env literals that look secret lose their value, wherever a pod template nests them."""
+    if isinstance(node, dict):
+        out = {k: _scrub_env(v) for k, v in node.items()}
+        if "name" in out and isinstance(out.get("value"), str) and looks_secret(str(out["name"]), out["value"]):
+            out["value"] = "<redacted>"
+        return out
+    if isinstance(node, list):
+        return [_scrub_env(v) for v in node]
+    return node
+
+
+def excerpt(obj: Mapping[str, Any]) -> str:
+    """The object as a person would want to see it beside a finding: its spec and identifying
+    metadata, without status, managed fields or anything that could be a secret value."""
+    meta = obj.get("metadata") or {}
+    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    out: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {
+            k: v
+            for k, v in (
+                ("name", meta.get("name")),
+                ("namespace", meta.get("namespace")),
+                ("labels", meta.get("labels")),
+                ("annotations", annotations),
+            )
+            if v
+        },
+    }
+    if obj.get("kind") == "Secret":
+        keys = sorted({*(obj.get("data") or {}), *(obj.get("stringData") or {})})
+        out["data"] = dict.fromkeys(keys, "<redacted>")
+    elif obj.get("kind") == "ConfigMap":
+        out["data"] = {
+            k: "\n".join(_scrub_line(k, line) for line in str(v).splitlines())
+            for k, v in (obj.get("data") or {}).items()
+        }
+    for key in ("spec", "roleRef", "subjects", "rules"):
+        if key in obj:
+            out[key] = _scrub_env(obj[key])
+    text: str = yaml.safe_dump(out, sort_keys=False, width=110)
+    return text
+
+
+def secret_values(inv: Inventory) -> list[str]:
+    """Every value in the inventory that is or looks like a secret: the reports redact them all,
+    a second line of defence behind findings that never quote values."""
+    out: set[str] = set()
+    for s in inv.of("Secret"):
+        out.update(str(v) for v in (s.get("stringData") or {}).values())
+        for v in (s.get("data") or {}).values():
+            try:
+                out.add(base64.b64decode(str(v)).decode())
+            except (ValueError, UnicodeDecodeError):
+                out.add(str(v))
+    for w in inv.workloads:
+        for c in w.containers(init=True):
+            for env in c.spec.get("env") or []:
+                value = str(env.get("value") or "")
+                if value and looks_secret(str(env.get("name", "")), value):
+                    out.add(value)
+    for cm in inv.of("ConfigMap"):
+        for key, value in (cm.get("data") or {}).items():
+            for line in str(value).splitlines():
+                k, sep, v = line.partition("=") if "=" in line else line.partition(":")
+                name, val = (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
+                if val and looks_secret(name, val):
+                    out.add(val)
+    return sorted(out)
+
+
+def events(api: client.ApiClient, ref: Ref, limit: int = 30) -> str:
+    """The namespace's events about the object and what it owns (its pods, ReplicaSets), newest
+    last: what the cluster said while the finding was true."""
+    with kube.translate(f"listing events in {ref.namespace}"):
+        items = client.CoreV1Api(api).list_namespaced_event(ref.namespace).items
+    rows = []
+    for ev in items:
+        inv_obj = ev.involved_object
+        name = inv_obj.name or ""
+        if name != ref.name and not name.startswith(f"{ref.name}-"):
+            continue
+        when = ev.last_timestamp or ev.event_time or ev.first_timestamp or ev.metadata.creation_timestamp
+        rows.append((str(when), f"{when} {ev.type} {ev.reason} {inv_obj.kind}/{name}: {ev.message}"))
+    rows.sort()
+    return "\n".join(r for _, r in rows[-limit:]) or f"no events about {ref.kind}/{ref.name} in {ref.namespace}"
+
+
+def evidence(
+    inv: Inventory, findings: Iterable[Finding], api: client.ApiClient | None, most: int = 5
+) -> list[Attachment]:
+    """Object excerpts (and, on a live cluster, events) for the objects a check's findings name."""
+    objects = {ref_of(o): o for o in inv.objects}
+    out: list[Attachment] = []
+    for ref in sorted({f.target for f in findings})[:most]:
+        obj = objects.get(ref)
+        if obj is not None:
+            out.append(Attachment(f"{ref.kind} {ref.name}", excerpt(obj), "application/yaml"))
+        if api is not None and ref.namespace:
+            try:
+                out.append(Attachment(f"events {ref.kind} {ref.name}", events(api, ref)))
+            except ClusterError as exc:
+                out.append(Attachment(f"events {ref.kind} {ref.name}", f"could not list events: {exc}"))
+    return out
+
+
+def run_facts(fx: Facts, *, server: str | None = None, context: str | None = None) -> dict[str, Any]:
+    """What the report's environment says about the cluster the run judged."""
+    pools: dict[str, int] = {}
+    for n in fx.nodes:
+        pool = n.labels.get(POOL_LABEL) or n.labels.get("node.kubernetes.io/instance-type") or "other"
+        pools[pool] = pools.get(pool, 0) + 1
+    out: dict[str, Any] = {"facts": fx.source}
+    if server:
+        out["server"] = server
+    if context:
+        out["context"] = context
+    if fx.nodes:
+        out |= {
+            "nodes": len(fx.nodes),
+            "gpus": sum(n.gpus for n in fx.nodes),
+            "pools": ",".join(f"{k}={v}" for k, v in sorted(pools.items())),
+        }
+    return out

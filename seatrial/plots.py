@@ -8,9 +8,7 @@ by family. Both write PNGs with the non-interactive Agg backend (no display need
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -20,28 +18,9 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from seatrial.checks.registry import FAMILIES
+from seatrial.load import Event, Sample, percentile
 
-
-@dataclass(frozen=True)
-class Sample:
-    t: float  # seconds since the load started, when the request was sent
-    latency: float  # seconds until it answered or failed
-    ok: bool
-
-
-@dataclass(frozen=True)
-class Event:
-    t: float
-    label: str
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    k = (len(ordered) - 1) * q
-    lo, hi = math.floor(k), math.ceil(k)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+__all__ = ["Event", "Sample", "findings_by_family", "per_second", "timeline"]
 
 
 def per_second(samples: Iterable[Sample]) -> list[dict[str, float]]:
@@ -58,9 +37,9 @@ def per_second(samples: Iterable[Sample]) -> list[dict[str, float]]:
                 "t": float(sec),
                 "rps": float(len(b)),
                 "errors": (sum(not s.ok for s in b) / len(b)) if b else 0.0,
-                "p50": _percentile(ok, 0.50),
-                "p95": _percentile(ok, 0.95),
-                "p99": _percentile(ok, 0.99),
+                "p50": percentile(ok, 0.50),
+                "p95": percentile(ok, 0.95),
+                "p99": percentile(ok, 0.99),
             }
         )
     return rows

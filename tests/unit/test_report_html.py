@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from seatrial import report
 from seatrial.cluster import build
 
 from .test_conformance_cli import conformance
@@ -24,21 +25,21 @@ pytestmark = [
 ]
 
 
-def test_html_report_shows_check_ids_and_verdict_in_a_browser(tmp_path: Path) -> None:
-    env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    run = conformance("--static", "tests/stacks/bad-image", "--report-dir", str(tmp_path))
-    assert run.returncode == 1, run.stdout[-1500:]
+def _build(run_dir: Path) -> None:
     built = subprocess.run(
-        [sys.executable, "-m", "seatrial", "report", str(tmp_path / "latest")],
+        [sys.executable, "-m", "seatrial", "report", str(run_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
-        env=env,
+        env=os.environ | {"PYTHONWARNINGS": "ignore"},
     )
     assert built.returncode == 0, built.stdout + built.stderr
-    index = (tmp_path / "latest" / "html" / "index.html").resolve()
+
+
+def _rendered(index: Path, expect: str) -> str:
+    """The page's text as Chromium renders it (scripts run), tags stripped."""
     text = ""
     for budget in (8000, 15000, 30000):  # a busy machine may need more virtual time to render
         dom = subprocess.run(
@@ -49,7 +50,7 @@ def test_html_report_shows_check_ids_and_verdict_in_a_browser(tmp_path: Path) ->
                 "--disable-gpu",
                 f"--virtual-time-budget={budget}",
                 "--dump-dom",
-                index.as_uri(),
+                index.resolve().as_uri(),
             ],
             capture_output=True,
             text=True,
@@ -57,8 +58,28 @@ def test_html_report_shows_check_ids_and_verdict_in_a_browser(tmp_path: Path) ->
             check=False,
         ).stdout
         text = re.sub(r"<[^>]+>", " ", dom)
-        if "ROLL-004" in text:
+        if expect in text:
             break
+    return text
+
+
+def test_html_report_shows_check_ids_and_verdict_in_a_browser(tmp_path: Path) -> None:
+    run = conformance("--static", "tests/stacks/bad-image", "--report-dir", str(tmp_path))
+    assert run.returncode == 1, run.stdout[-1500:]
+    _build(tmp_path / "latest")
+    text = _rendered(tmp_path / "latest" / "html" / "index.html", "ROLL-004")
     # the failed check is listed (the page opens on failures); the run's facts carry the verdict
     assert "ROLL-004 Serving containers have a readiness probe" in text, "the failed check is not on the page"
     assert re.search(r"verdict\s+fail", text), "the verdict is not on the rendered page"
+
+
+def test_html_report_shows_an_experiment_over_its_slo(tmp_path: Path) -> None:
+    from seatrial.profile import Slos
+
+    from .test_report_experiments import _recorded, _run
+
+    out = report.write(_run(_recorded(Slos(p99_ms=100.0))), tmp_path)
+    _build(out)
+    text = _rendered(out / "html" / "index.html", "SLOs under load")
+    assert "SLOs under load: Inference pod killed under load" in text, "the failed experiment is not on the page"
+    assert re.search(r"verdict\s+fail", text)

@@ -1,0 +1,124 @@
+"""What the load saw: the raw request log (one ``Sample`` per request) and the numbers an SLO is
+judged by — error rate, latency percentiles and how long the service took to recover.
+
+Kept as a per-request log rather than pre-aggregated statistics so that any window (the whole
+run, the fault window, the seconds after it) can be judged afterwards with the same code, and a
+timeline plot can be drawn from the same data the verdict came from.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from seatrial.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # seconds since the load started, when the request was sent
+    latency: float  # seconds until it answered or failed
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Event:
+    t: float
+    label: str
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    k = (len(ordered) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+@dataclass(frozen=True)
+class Stats:
+    """One window of the request log. Latency percentiles are over every request, failed ones
+    included: a request that timed out after 2.5 s was 2.5 s of waiting for its user."""
+
+    requests: int
+    failed: int
+    seconds: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.failed / self.requests if self.requests else 0.0
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "requests": self.requests,
+            "failed": self.failed,
+            "errorRate": round(self.error_rate, 6),
+            "rps": round(self.rps, 2),
+            "p50Ms": round(self.p50_ms, 1),
+            "p95Ms": round(self.p95_ms, 1),
+            "p99Ms": round(self.p99_ms, 1),
+        }
+
+
+def stats(samples: Iterable[Sample], start: float = 0.0, end: float = math.inf) -> Stats:
+    chosen = [s for s in samples if start <= s.t < end]
+    ms = [s.latency * 1000 for s in chosen]
+    first = min((s.t for s in chosen), default=0.0)
+    last = max((s.t for s in chosen), default=0.0)
+    span = (end if math.isfinite(end) else last) - (start if start > 0 else first)
+    return Stats(
+        len(chosen),
+        sum(not s.ok for s in chosen),
+        max(span, 0.0),
+        percentile(ms, 0.50),
+        percentile(ms, 0.95),
+        percentile(ms, 0.99),
+    )
+
+
+def recovery_seconds(samples: Sequence[Sample], fault_start: float, error_rate: float) -> float | None:
+    """Seconds from the fault's start until every later whole second stays within the error
+    budget; 0 when the fault never pushed a second over it; None when the log ends still over it
+    (the service had not recovered when the load stopped)."""
+    buckets: dict[int, list[bool]] = {}
+    for s in samples:
+        if s.t >= fault_start:
+            buckets.setdefault(int(s.t), []).append(s.ok)
+    bad = [sec for sec, oks in buckets.items() if oks.count(False) / len(oks) > error_rate]
+    if not bad:
+        return 0.0
+    last_bad = max(bad)
+    if last_bad == max(buckets):
+        return None
+    return max(0.0, last_bad + 1 - fault_start)
+
+
+def write_log(samples: Iterable[Sample], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["t", "latency_s", "ok"])
+        for s in samples:
+            w.writerow([f"{s.t:.4f}", f"{s.latency:.4f}", int(s.ok)])
+    return path
+
+
+def read_log(path: Path) -> list[Sample]:
+    """The CSV ``write_log`` writes (and the locustfile's request hook appends to)."""
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        return [Sample(float(r["t"]), float(r["latency_s"]), r["ok"] in ("1", "True", "true")) for r in rows]
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a seatrial request log (t,latency_s,ok): {exc}") from None
