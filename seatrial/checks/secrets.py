@@ -51,7 +51,7 @@ def looks_secret(name: str, value: str) -> str | None:
     """Why a literal (env var or ConfigMap entry) looks like a secret, or None."""
     for what, pattern in TOKEN_FORMATS.items():
         if pattern.search(value):
-            return f"its value looks like a {what}"
+            return f"its value looks like {'an' if what[0] in 'AEIOUaeiou' else 'a'} {what}"
     if not value or PLACEHOLDER.match(value) or value.startswith("/") or ("://" in value and "@" not in value):
         return None
     if SECRET_NAME.search(name) and not NOT_A_VALUE.search(name):

@@ -1,0 +1,100 @@
+"""A live conformance run's reports on the local cluster: evidence beside the failed check (object
+excerpt and events), the cluster's facts, and a planted canary secret nowhere in them — not in a
+Secret's value, not in an env literal, not on the terminal."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from kubernetes import client
+
+from seatrial import kube
+
+from .test_live_checks import kwok_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+CANARIES = ("CanaryLivePassw0rd-Do-Not-Leak", "sk-livecanary-9Jd3Kf8Lq2Wm5Xn7Rt4Vb1Zc")
+
+
+def test_live_reports_carry_evidence_and_no_canary(
+    core: client.CoreV1Api,
+    apps: client.AppsV1Api,
+    namespace: str,
+    kube_target: kube.Target,
+    tmp_path: Path,
+) -> None:
+    core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "creds"}, "data": {"password": base64.b64encode(CANARIES[0].encode()).decode()}},
+    )
+    spec = kwok_spec()
+    spec["containers"][0]["env"] = [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+        {"name": "OPENAI_API_KEY", "value": CANARIES[1]},  # the known-bad: SEC-001
+    ]
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "metadata": {"name": "leaky", "labels": {"app": "leaky"}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "leaky"}},
+                "template": {"metadata": {"labels": {"app": "leaky"}}, "spec": spec},
+            },
+        },
+    )
+    prof = tmp_path / "profile.yaml"
+    prof.write_text(f"kind: Profile\nname: canary\nnamespaces: [{namespace}]\n")
+    reports = tmp_path / "reports"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "suites/conformance",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--kubeconfig",
+            str(kube_target.kubeconfig),
+            "--profile",
+            str(prof),
+            "--report-dir",
+            str(reports),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    assert "SEC-001" in proc.stdout and "Deployment/leaky" in proc.stdout
+
+    run_dir = (reports / "latest").resolve()
+    doc = json.loads((run_dir / "verdict.json").read_text())
+    assert doc["run"]["mode"] == "live" and doc["run"]["facts"]["server"].startswith("v1.")
+    assert doc["run"]["facts"]["gpus"] > 0
+    [sec] = [c for c in doc["checks"] if c["id"] == "SEC-001"]
+    assert sec["status"] == "failed" and len(sec["evidence"]) == 2
+    excerpt, events = (run_dir / p for p in sec["evidence"])
+    assert "OPENAI_API_KEY" in excerpt.read_text() and "<redacted>" in excerpt.read_text()
+    assert "Deployment/leaky" in events.read_text() or "ReplicaSet/leaky-" in events.read_text()
+    assert "server=v1." in (run_dir / "allure-results" / "environment.properties").read_text()
+
+    written = [p for p in reports.rglob("*") if p.is_file()]
+    assert len(written) > 40
+    for p in written:
+        body = p.read_bytes()
+        for canary in CANARIES:
+            assert canary.encode() not in body, f"{canary} leaked into {p}"
+            assert base64.b64encode(canary.encode()) not in body, f"{canary} (base64) leaked into {p}"
+    for canary in CANARIES:
+        assert canary not in out
