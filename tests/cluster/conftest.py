@@ -93,8 +93,8 @@ def pods_of(core: client.CoreV1Api, namespace: str, app: str) -> list[Any]:
     ]
 
 
-def wait(what: str, predicate: Callable[[], Any], timeout: float = 60) -> Any:
-    return kube.wait_for(what, predicate, timeout=timeout)
+def wait(what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.25) -> Any:
+    return kube.wait_for(what, predicate, timeout=timeout, interval=interval)
 
 
 def ready_pods(core: client.CoreV1Api, namespace: str, app: str, count: int, timeout: float = 60) -> list[Any]:

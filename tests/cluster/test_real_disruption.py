@@ -5,6 +5,8 @@ Service answering from the remaining pods. Every request is counted."""
 from __future__ import annotations
 
 import itertools
+import re
+import subprocess
 import threading
 import time
 import urllib.request
@@ -16,6 +18,7 @@ import pytest
 from kubernetes import client
 
 from seatrial import kube
+from seatrial.cluster import network
 from seatrial.cluster.local import LocalCluster
 
 from .conftest import deployment, pods_of, ready_pods, wait
@@ -126,14 +129,31 @@ def killed(core: client.CoreV1Api) -> Iterator[list[str]]:
         cluster.revive_node(name)
 
 
-@pytest.mark.slow  # a request or two can still fail in the second after the endpoints change: issue 3
+ROUTER = "real-cpu-0"  # the host reaches ClusterIPs through the first real node's kube-proxy rules
+
+
+def routed_to(namespace: str, node: str = ROUTER) -> set[str]:
+    """The pod IPs the node's kube-proxy currently sends new connections for Service web to: the
+    ground truth of where a request starting now can go."""
+    rules = subprocess.run(
+        ["ip", "netns", "exec", f"{network.PREFIX}-{node}", "iptables-save", "-t", "nat"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(re.findall(rf'--comment "{namespace}/web[:"].*--to-destination ([0-9.]+):', rules))
+
+
+@pytest.mark.slow  # issue 3: about 1 run in 3, a request started after the rules changed times out
 def test_node_kill_keeps_service_answering(
     service: str, core: client.CoreV1Api, namespace: str, killed: list[str]
 ) -> None:
     # the host reaches ClusterIPs through the first real node, so kill the other CPU node
     victim = "real-cpu-1"
     on_victim = {p.metadata.name for p in pods_of(core, namespace, "web") if p.spec.node_name == victim}
+    victim_ips = {p.status.pod_ip for p in pods_of(core, namespace, "web") if p.spec.node_name == victim}
     assert on_victim, "the spread constraint should have put pods on both CPU nodes"
+    assert victim_ips <= routed_to(namespace)
     cluster = LocalCluster()
     # eight clients: a request that hits a dead pod costs its timeout, not the Service. The timeout
     # leaves room for one TCP SYN retransmission (1 s), as any real client has.
@@ -146,21 +166,30 @@ def test_node_kill_keeps_service_answering(
             return not kube.node_ready(core.read_node(victim))
 
         wait(f"{victim} to go NotReady", node_not_ready, timeout=90)
+        not_ready = time.monotonic()
+        # Healed is when the routing node's rules stop naming the dead pods, not when the client
+        # sees a run of answers: requests stuck on a dead pod are not counted until they time
+        # out, so a run of quick successes from the survivors says nothing yet.
         wait(
-            "the dead pods to leave the endpoints",
-            lambda: (
-                len(load.results) > 40
-                and all(who is not None and who not in on_victim for _, who in sorted(load.results)[-40:-8])
-            ),
-            timeout=30,
+            "the routing node to stop sending connections to the dead pods",
+            lambda: not routed_to(namespace) & victim_ips,
+            timeout=60,
+            interval=0.1,
         )
         healed = time.monotonic()
-        time.sleep(3)
+        time.sleep(4)
     after = [who for t, who in load.results if t > healed]
     assert load.longest_gap() < 3, f"the Service stopped answering for {load.longest_gap():.1f}s"
     bad = [(round(t - healed, 2), who) for t, who in load.results if t > healed and (who is None or who in on_victim)]
-    assert len(after) > 20 and not bad, f"after the node was NotReady: {bad[:10]}"
-    print(f"node kill: {load.failed} of {len(load.results)} requests failed before the node was NotReady")
+    # Requests that start after the routing node stopped naming the dead pods must all succeed.
+    # Seen in about 1 run in 3: one to six such requests time out together, 2-3 s after the
+    # change; the routing node's conntrack then holds no young entry towards the dead pod, so
+    # they were timeouts on the way to live pods (the drain test's bursts look the same).
+    assert len(after) > 20 and not bad, f"requests started after the dead pods left the rules: {bad[:10]}"
+    print(
+        f"node kill: {load.failed} of {len(load.results)} requests failed, all started before the routing node"
+        f" dropped the dead pods ({healed - not_ready:.1f} s after NotReady); {len(after)} after, none failed"
+    )
 
 
 @pytest.mark.slow  # see the note at its assertions: a full-suite run on 2 cores can stall the client
