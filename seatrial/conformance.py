@@ -19,7 +19,7 @@ from seatrial import kube, manifests
 from seatrial.checks import Facts, Inventory, facts
 from seatrial.checks.inventory import ref_of
 from seatrial.checks.model import Finding, Ref
-from seatrial.checks.secrets import looks_secret
+from seatrial.checks.secrets import config_entries, looks_secret
 from seatrial.cluster.pools import POOL_LABEL
 from seatrial.errors import ClusterError, ConfigError
 from seatrial.profile import Profile
@@ -135,9 +135,10 @@ def live_context(api: client.ApiClient, namespaces: list[str], inv: Inventory, f
 
 # ---- evidence for reports ----------------------------------------------------------------
 def _scrub_line(key: str, line: str) -> str:
-    k, sep, v = line.partition("=") if "=" in line else line.partition(":")
-    name, val = (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
-    return line.replace(val, "<redacted>") if val and looks_secret(name, val) else line
+    for name, val in config_entries(key, line):
+        if val and looks_secret(name, val):
+            return line.replace(val, "<redacted>")
+    return line
 
 
 def _scrub_env(node: Any) -> Any:
@@ -205,11 +206,7 @@ def secret_values(inv: Inventory) -> list[str]:
                     out.add(value)
     for cm in inv.of("ConfigMap"):
         for key, value in (cm.get("data") or {}).items():
-            for line in str(value).splitlines():
-                k, sep, v = line.partition("=") if "=" in line else line.partition(":")
-                name, val = (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
-                if val and looks_secret(name, val):
-                    out.add(val)
+            out.update(val for name, val in config_entries(key, value) if val and looks_secret(name, val))
     return sorted(out)
 
 

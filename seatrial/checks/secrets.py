@@ -47,6 +47,14 @@ def _token_like(value: str) -> bool:
     return classes >= 2 and entropy(value) > 4.0 and not re.search(r"[a-z]{3,}-[a-z]{3,}", value)
 
 
+def config_entries(key: str, value: object) -> Iterator[tuple[str, str]]:
+    """A ConfigMap entry as (name, value) pairs: each ``NAME=value`` / ``name: value`` line of an
+    embedded config file, or the entry itself when a line has no separator."""
+    for line in str(value).splitlines() or [""]:
+        k, sep, v = line.partition("=") if "=" in line else line.partition(":")
+        yield (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
+
+
 def looks_secret(name: str, value: str) -> str | None:
     """Why a literal (env var or ConfigMap entry) looks like a secret, or None."""
     for what, pattern in TOKEN_FORMATS.items():
@@ -97,9 +105,7 @@ def configmap_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for cm in inv.of("ConfigMap"):
         for key, value in (cm.get("data") or {}).items():
-            for line in str(value).splitlines() or [""]:
-                k, sep, v = line.partition("=") if "=" in line else line.partition(":")
-                name, val = (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
+            for name, val in config_entries(key, value):
                 why = looks_secret(name, val)
                 if why:
                     yield Finding("SEC-002", ref_of(cm), f"data[{key}]", why)

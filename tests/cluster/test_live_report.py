@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from kubernetes import client
 
 from seatrial import kube
 
+from ..unit.test_conformance_cli import conformance
 from .test_live_checks import kwok_spec
 
-ROOT = Path(__file__).resolve().parents[2]
 CANARIES = ("CanaryLivePassw0rd-Do-Not-Leak", "sk-livecanary-9Jd3Kf8Lq2Wm5Xn7Rt4Vb1Zc")
 
 
@@ -51,28 +48,8 @@ def test_live_reports_carry_evidence_and_no_canary(
     prof = tmp_path / "profile.yaml"
     prof.write_text(f"kind: Profile\nname: canary\nnamespaces: [{namespace}]\n")
     reports = tmp_path / "reports"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "suites/conformance",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--kubeconfig",
-            str(kube_target.kubeconfig),
-            "--profile",
-            str(prof),
-            "--report-dir",
-            str(reports),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+    proc = conformance(
+        "--kubeconfig", str(kube_target.kubeconfig), "--profile", str(prof), "--report-dir", str(reports), timeout=300
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]

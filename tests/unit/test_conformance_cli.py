@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(build.cached_binaries() is None, reason="renders kustomize dirs with the built kubectl")
 
 
-def conformance(*args: str) -> subprocess.CompletedProcess[str]:
+def conformance(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
         env=os.environ | {"PYTHONWARNINGS": "ignore"},
     )
