@@ -4,12 +4,13 @@ Service answering from the remaining pods. Every request is counted."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import socket
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,24 +30,42 @@ REPLICAS = 4
 
 @dataclass
 class Load:
-    """Sequential HTTP requests from the host to one URL, each recorded with its time and answer."""
+    """Sequential HTTP requests from the host to a Service's port 80, each recorded with its time
+    and answer. A failed request also records its local port: a new connection that reuses the
+    port of an earlier unanswered one meets that connection's conntrack entry (see ``stale``)."""
 
     url: str
     timeout: float = 3.0
     workers: int = 1
     results: list[tuple[float, str | None]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    failed_ports: dict[float, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _get(self, sock: socket.socket) -> str:
+        sock.settimeout(self.timeout)
+        sock.connect((self.url.split("/")[2], 80))
+        sock.sendall(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.0 200") and not head.startswith(b"HTTP/1.1 200"):
+            raise OSError(f"answer {head[:40]!r}")
+        return body.decode()
 
     def run(self) -> None:
         while not self._stop.is_set():
             t = time.monotonic()
-            try:
-                with urllib.request.urlopen(self.url, timeout=self.timeout) as resp:
-                    self.results.append((t, resp.read().decode()))
-            except OSError as exc:
-                self.results.append((t, None))
-                self.errors.append(f"{t - self.results[0][0]:.1f}s: {exc}")
+            with socket.socket() as sock:
+                try:
+                    self.results.append((t, self._get(sock)))
+                except OSError as exc:
+                    self.results.append((t, None))
+                    self.failed_ports[t] = -1  # no port: never explained by a stale entry
+                    with contextlib.suppress(OSError):
+                        self.failed_ports[t] = sock.getsockname()[1]
+                    self.errors.append(f"{t - self.results[0][0]:.1f}s: {exc!r}")
             time.sleep(0.02)
 
     def __enter__(self) -> Load:
@@ -144,7 +163,28 @@ def routed_to(namespace: str, node: str = ROUTER) -> set[str]:
     return set(re.findall(rf'--comment "{namespace}/web[:"].*--to-destination ([0-9.]+):', rules))
 
 
-@pytest.mark.slow  # issue 3: about 1 run in 3, a request started after the rules changed times out
+def stale(service: str, live: set[str], node: str = ROUTER) -> set[int]:
+    """Source ports of the host's connections that the routing node's conntrack still sends to a
+    pod that is gone (any IP not in ``live``, also from an earlier test): unanswered SYN_SENT
+    entries, kept 120 s. The rules cannot send a new connection there any more, so a request in
+    this set met an old entry. kube-proxy clears such entries for UDP only,
+    so a new connection that reuses one of these ports is sent to the dead pod again however the
+    rules changed (kubernetes/kubernetes#101607: one client, one Service port, few source ports)."""
+    rows = subprocess.run(
+        ["ip", "netns", "exec", f"{network.PREFIX}-{node}", "conntrack", "-L", "-p", "tcp", "-d", service],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ports = set()
+    for row in rows.splitlines():
+        m = re.search(r"SYN_SENT .*sport=(\d+) dport=80 \[UNREPLIED\] src=([0-9.]+) ", row)
+        if m and m.group(2) not in live:
+            ports.add(int(m.group(1)))
+    return ports
+
+
+@pytest.mark.slow  # slow: about a minute of one node dying and being revived
 def test_node_kill_keeps_service_answering(
     service: str, core: client.CoreV1Api, namespace: str, killed: list[str]
 ) -> None:
@@ -178,21 +218,34 @@ def test_node_kill_keeps_service_answering(
         )
         healed = time.monotonic()
         time.sleep(4)
+    stale_ports = stale(
+        service, {p.status.pod_ip for p in pods_of(core, namespace, "web") if p.metadata.name not in on_victim}
+    )
     after = [who for t, who in load.results if t > healed]
     assert load.longest_gap() < 3, f"the Service stopped answering for {load.longest_gap():.1f}s"
-    bad = [(round(t - healed, 2), who) for t, who in load.results if t > healed and (who is None or who in on_victim)]
-    # Requests that start after the routing node stopped naming the dead pods must all succeed.
-    # Seen in about 1 run in 3: one to six such requests time out together, 2-3 s after the
-    # change; the routing node's conntrack then holds no young entry towards the dead pod, so
-    # they were timeouts on the way to live pods (the drain test's bursts look the same).
+    # Every request that starts after the routing node stopped naming the dead pods succeeds,
+    # except one that reuses the source port of an earlier unanswered request to a dead pod: its
+    # SYN matches that request's conntrack entry and follows it (kubernetes#101607, see stale()).
+    # On 2 cores about one run in two has one to six of those, 2-4 s after the change.
+    reused = [
+        (round(t - healed, 2), load.failed_ports.get(t))
+        for t, who in load.results
+        if t > healed and who is None and load.failed_ports.get(t) in stale_ports
+    ]
+    bad = [
+        (round(t - healed, 2), who, load.failed_ports.get(t))
+        for t, who in load.results
+        if t > healed and (who is None or who in on_victim) and load.failed_ports.get(t) not in stale_ports
+    ]
     assert len(after) > 20 and not bad, f"requests started after the dead pods left the rules: {bad[:10]}"
     print(
-        f"node kill: {load.failed} of {len(load.results)} requests failed, all started before the routing node"
-        f" dropped the dead pods ({healed - not_ready:.1f} s after NotReady); {len(after)} after, none failed"
+        f"node kill: {load.failed} of {len(load.results)} requests failed; the routing node dropped the dead pods"
+        f" {healed - not_ready:.1f} s after NotReady; of the {len(after)} started after, {len(reused)} failed, each"
+        f" on a source port still in conntrack towards a dead pod: {reused}"
     )
 
 
-@pytest.mark.slow  # see the note at its assertions: a full-suite run on 2 cores can stall the client
+@pytest.mark.slow  # slow: a drain of a real node under load, about half a minute
 def test_drain_keeps_service_answering(
     service: str, core: client.CoreV1Api, namespace: str, kube_target: kube.Target
 ) -> None:
@@ -200,7 +253,8 @@ def test_drain_keeps_service_answering(
     wait(f"{victim} to be Ready", lambda: kube.node_ready(core.read_node(victim)), timeout=120)
     core.delete_collection_namespaced_pod(namespace, label_selector="app=web")  # let the spread refill it
     ready_pods(core, namespace, "web", REPLICAS, timeout=120)
-    assert any(p.spec.node_name == victim for p in pods_of(core, namespace, "web"))
+    drained = {p.status.pod_ip for p in pods_of(core, namespace, "web") if p.spec.node_name == victim}
+    assert drained
     try:
         with Load(f"http://{service}/", timeout=2.5, workers=4) as load:
             time.sleep(1)
@@ -209,10 +263,18 @@ def test_drain_keeps_service_answering(
             time.sleep(2)
     finally:
         core.patch_node(victim, {"spec": {"unschedulable": None}})
-    print(f"drain: {load.failed} of {len(load.results)} requests failed: {load.errors}")
-    # The Service never stops answering. Alone, a drain loses no request (4 of 4 runs); inside a
-    # full-suite run on 2 cores all four clients sometimes time out at the same instant (18 of
-    # 1,770 once), which points at the host stalling rather than at a route: tracked in issue 3.
+    stale_ports = stale(service, {p.status.pod_ip for p in pods_of(core, namespace, "web")} - drained)
+    reused = sum(1 for port in load.failed_ports.values() if port in stale_ports)
+    print(f"drain: {load.failed} of {len(load.results)} requests failed, {reused} on a source port stale in conntrack")
+    # The Service never stops answering and every failed request is explained. Alone, a drain
+    # loses no request (6 of 6 runs). After other tests in this module killed pods, a few new
+    # connections reuse a source port whose unanswered SYN to such a pod is still in the routing
+    # node's conntrack and go there again (kubernetes#101607, see stale()): 7 of 3,339 once.
+    first = load.results[0][0]
+    unexplained = [(round(t - first, 1), port) for t, port in load.failed_ports.items() if port not in stale_ports]
     assert load.longest_gap() < 3, f"the Service stopped answering for {load.longest_gap():.1f}s"
-    assert load.failed <= len(load.results) // 50, f"{load.failed} of {len(load.results)} failed: {load.errors}"
+    assert not unexplained, (
+        f"{len(unexplained)} of {len(load.results)} failed, not on a stale port (s, port): {unexplained} {load.errors}"
+    )
+    assert reused <= len(load.results) // 50, f"{reused} of {len(load.results)} failed on stale conntrack ports"
     assert all(p.spec.node_name != victim for p in pods_of(core, namespace, "web") if p.status.phase == "Running")
