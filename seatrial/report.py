@@ -104,6 +104,10 @@ class Attachment:
             self.mime, "txt"
         )
 
+    @property
+    def filename(self) -> str:
+        return f"{_slug(self.name)}.{self.suffix}"
+
 
 @dataclass
 class Judged:
@@ -164,14 +168,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 # ---- chaos experiments -------------------------------------------------------------------
-PHASES = ("steady-state-before", "method", "steady-state-after", "rollback")
 
 
 @dataclass(frozen=True)
 class Step:
     """One Chaos Toolkit activity as it ran: a steady-state probe, an action, or a rollback."""
 
-    phase: str  # one of PHASES
+    phase: str  # steady-state-before | method | steady-state-after | rollback
     name: str
     status: str  # passed | failed | error | skipped
     started: dt.datetime
@@ -232,6 +235,13 @@ class Experiment:
         return out
 
     @property
+    def slo_status(self) -> str:
+        """The SLO case's own status: ``error`` when nothing was measured, so nothing judged."""
+        if not self.violations():
+            return "passed"
+        return "failed" if self.samples else "error"
+
+    @property
     def status(self) -> str:
         """``error`` when the experiment itself did not hold (the system was unhealthy before the
         fault, an action or a rollback broke): its numbers would say nothing about resilience."""
@@ -278,6 +288,16 @@ def _finding(f: Finding) -> dict[str, str]:
     return {"target": str(f.target), "field": f.field, "message": f.message}
 
 
+def _findings_doc(j: Judged) -> dict[str, list[dict[str, str]]]:
+    return {
+        "findings": [_finding(f) for f in j.open],
+        "waived": [
+            {**_finding(f), "reason": w.reason, "owner": w.owner, "expires": w.expires.isoformat()} for f, w in j.waived
+        ],
+        "expiredWaivers": [{**_finding(f), "owner": w.owner, "expired": w.expires.isoformat()} for f, w in j.expired],
+    }
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "x"
 
@@ -286,16 +306,30 @@ def _exp_dir(e: Experiment) -> str:
     return f"experiments/{_slug(e.name)}"
 
 
-def _experiment_doc(e: Experiment) -> dict[str, Any]:
+def _evidence_dir(j: Judged) -> str:
+    return f"evidence/{_slug(j.result.check.id)}"
+
+
+def _load_doc(e: Experiment) -> dict[str, Any]:
+    """What the load saw: the whole run, the window from the fault on, and the recovery time."""
     rec = e.recovery
+    return {
+        "overall": e.overall.as_dict(),
+        "fromFault": e.from_fault.as_dict(),
+        "recoverySeconds": None if rec is None else round(rec, 1),
+    }
+
+
+def _experiment_doc(e: Experiment) -> dict[str, Any]:
+    load_doc = _load_doc(e)
     return {
         "name": e.name,
         "title": e.title,
         "status": e.status,
         "violations": e.violations(),
         "slos": {"errorRate": e.slos.error_rate, "p99Ms": e.slos.p99_ms, "recoverySeconds": e.slos.recovery_seconds},
-        "load": {"overall": e.overall.as_dict(), "fromFault": e.from_fault.as_dict()},
-        "recoverySeconds": None if rec is None else round(rec, 1),
+        "load": {k: load_doc[k] for k in ("overall", "fromFault")},
+        "recoverySeconds": load_doc["recoverySeconds"],
         "fault": list(e.fault) if e.fault else None,
         "events": [{"t": ev.t, "label": ev.label} for ev in e.events],
         "steps": [
@@ -337,15 +371,8 @@ def verdict_doc(run: Run) -> dict[str, Any]:
                 "status": j.status,
                 "reason": j.result.reason,
                 "fix": j.result.check.fix,
-                "findings": [_finding(f) for f in j.open],
-                "waived": [
-                    {**_finding(f), "reason": w.reason, "owner": w.owner, "expires": w.expires.isoformat()}
-                    for f, w in j.waived
-                ],
-                "expiredWaivers": [
-                    {**_finding(f), "owner": w.owner, "expired": w.expires.isoformat()} for f, w in j.expired
-                ],
-                "evidence": [f"evidence/{_slug(j.result.check.id)}/{_slug(a.name)}.{a.suffix}" for a in j.attachments],
+                **_findings_doc(j),
+                "evidence": [f"{_evidence_dir(j)}/{a.filename}" for a in j.attachments],
             }
             for j in run.judged
         ],
@@ -353,12 +380,14 @@ def verdict_doc(run: Run) -> dict[str, Any]:
     }
 
 
-def _check_lines(j: Judged) -> list[str]:
-    """A judged check's open findings, expired and active waivers, one line each."""
+def check_lines(j: Judged, *, fix: bool = False) -> list[str]:
+    """A judged check's open findings, expired and active waivers, one line each; with ``fix``,
+    the check's fix last when something is open."""
     return (
         [f"{f.target}{f' ({f.field})' if f.field else ''}: {f.message}" for f in j.open]
         + [f"waiver for {f.target} by {w.owner} EXPIRED on {w.expires}: {w.reason}" for f, w in j.expired]
         + [f"{f.target}: waived by {w.owner} until {w.expires}: {w.reason}" for f, w in j.waived]
+        + ([f"fix: {j.result.check.fix}"] if fix and j.open else [])
     )
 
 
@@ -395,7 +424,7 @@ def summary_md(run: Run) -> str:
             lines.append(f"- **{c.id}** [{c.severity}] {c.title}")
             if j.status == "error":
                 lines.append(f"  - could not run: {j.result.reason}")
-            lines += [f"  - {line}" for line in _check_lines(j)]
+            lines += [f"  - {line}" for line in check_lines(j)]
             if j.status in ("failed", "reported"):
                 lines.append(f"  - fix: {c.fix}")
     if run.experiments:
@@ -452,7 +481,7 @@ def junit_xml(run: Run) -> str:
         s = suite(f"{run.kind}.{run.mode}")
         for j in run.judged:
             c = j.result.check
-            body = "\n".join([*_check_lines(j), *([f"fix: {c.fix}"] if j.open else [])])
+            body = "\n".join(check_lines(j, fix=True))
             status = j.status if j.status in ("failed", "error", "skipped") else "passed"
             message = j.result.reason if j.status in ("error", "skipped") else f"{c.id} [{c.severity}] {c.title}"
             if j.status in ("reported", "waived"):
@@ -478,19 +507,13 @@ def junit_xml(run: Run) -> str:
                 body=st.output,
                 time=_seconds(st.started, st.ended),
             )
-        v = e.violations()
-        stats = json.dumps(
-            {"overall": e.overall.as_dict(), "fromFault": e.from_fault.as_dict(), "recoverySeconds": e.recovery},
-            indent=1,
-        )
-        status = "passed" if not v else ("error" if not e.samples else "failed")
         case(
             s,
             f"seatrial.chaos.{e.name}.slo",
             "SLOs under load",
-            status=status,
-            message="; ".join(v),
-            body=stats,
+            status=e.slo_status,
+            message="; ".join(e.violations()),
+            body=json.dumps(_load_doc(e), indent=1),
             time="0",
         )
     for s in root:
@@ -546,10 +569,11 @@ class _Allure:
         def ms(t: dt.datetime) -> int:
             return int(t.timestamp() * 1000)
 
+        case_id = hashlib.sha256(full.encode()).hexdigest()[:32]  # the same case across runs
         doc = {
             "uuid": str(uuid.uuid4()),
-            "historyId": hashlib.sha256(full.encode()).hexdigest()[:32],
-            "testCaseId": hashlib.sha256(full.encode()).hexdigest()[:32],
+            "historyId": case_id,
+            "testCaseId": case_id,
             "fullName": full,
             "name": name,
             "status": status,
@@ -586,23 +610,10 @@ def write_allure(run: Run, out: Path, *, secrets: Iterable[str] = ()) -> Path:
         labels += [("workload", t) for t in sorted({str(f.target) for f in j.open})]
         files = list(j.attachments)
         if j.open or j.waived or j.expired:
-            body = {
-                "status": j.status,
-                "findings": [_finding(f) for f in j.open],
-                "waived": [{**_finding(f), "owner": w.owner, "expires": str(w.expires)} for f, w in j.waived],
-                "expiredWaivers": [{**_finding(f), "owner": w.owner, "expired": str(w.expires)} for f, w in j.expired],
-            }
+            body = {"status": j.status, **_findings_doc(j)}
             files.insert(0, Attachment(f"{c.id} findings", json.dumps(body, indent=2), "application/json"))
-        lines = _check_lines(j)
-        message = (
-            j.result.reason
-            if j.status in ("skipped", "error")
-            else "\n".join(
-                [f"{j.status}: " + (lines[0] if lines else ""), *lines[1:], *([f"fix: {c.fix}"] if j.open else [])]
-            )
-            if lines
-            else ""
-        )
+        text = "\n".join(check_lines(j, fix=True))
+        message = j.result.reason if j.status in ("skipped", "error") else f"{j.status}: {text}" if text else ""
         al.result(
             name=f"{c.id} {c.title}",
             full=f"seatrial.{run.kind}.{c.family}.{c.id}",
@@ -626,8 +637,7 @@ def write_allure(run: Run, out: Path, *, secrets: Iterable[str] = ()) -> Path:
                 start=st.started,
                 stop=st.ended,
             )
-        v = e.violations()
-        files = [Attachment("load statistics", json.dumps(_experiment_doc(e)["load"], indent=2), "application/json")]
+        files = [Attachment("load statistics", json.dumps(_load_doc(e), indent=2), "application/json")]
         if e.samples:
             files.append(Attachment("timeline", (out.parent / _exp_dir(e) / "timeline.png").read_bytes(), "image/png"))
         files += e.attachments
@@ -636,9 +646,9 @@ def write_allure(run: Run, out: Path, *, secrets: Iterable[str] = ()) -> Path:
         al.result(
             name=f"SLOs under load: {e.title}",
             full=f"seatrial.chaos.{e.name}.slo",
-            status="passed" if not v else ("broken" if not e.samples else "failed"),
+            status=ALLURE_STATUS[e.slo_status],
             labels=[*base, ("subSuite", "slo")],
-            message="\n".join(v),
+            message="\n".join(e.violations()),
             description=_experiment_summary(e),
             start=start,
             stop=stop,
@@ -662,7 +672,7 @@ def _experiment_summary(e: Experiment) -> str:
 # ---- writing -----------------------------------------------------------------------------
 def _write_attachment(a: Attachment, directory: Path, secrets: list[str]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{_slug(a.name)}.{a.suffix}"
+    path = directory / a.filename
     if isinstance(a.body, bytes):
         path.write_bytes(a.body)
     else:
@@ -679,7 +689,7 @@ def write(run: Run, root: Path, *, secrets: Iterable[str] = ()) -> Path:
 
     for j in run.judged:
         for a in j.attachments:
-            _write_attachment(a, out / "evidence" / _slug(j.result.check.id), secrets)
+            _write_attachment(a, out / _evidence_dir(j), secrets)
     for e in run.experiments:
         d = out / _exp_dir(e)
         d.mkdir(parents=True, exist_ok=True)

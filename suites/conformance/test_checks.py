@@ -19,8 +19,5 @@ def test_check(check_id: str, conformance_results: dict[str, report.Judged]) -> 
     if j.status == "error":
         pytest.fail(f"{check_id} could not run: {j.result.reason}", pytrace=False)
     if j.status == "failed":
-        lines = [f"{check_id} [{c.severity}] {c.title}"]
-        lines += [f"  - {f.target}{f' ({f.field})' if f.field else ''}: {f.message}" for f in j.open]
-        lines += [f"  - waiver for {f.target} ({w.owner}) expired on {w.expires}: {w.reason}" for f, w in j.expired]
-        lines.append(f"  fix: {c.fix}")
-        pytest.fail("\n".join(lines), pytrace=False)
+        lines = [f"{check_id} [{c.severity}] {c.title}", *(f"  - {line}" for line in report.check_lines(j))]
+        pytest.fail("\n".join([*lines, f"  fix: {c.fix}"]), pytrace=False)
