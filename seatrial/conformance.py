@@ -18,8 +18,8 @@ from kubernetes import client
 from seatrial import kube, manifests
 from seatrial.checks import Facts, Inventory, facts
 from seatrial.checks.inventory import ref_of
-from seatrial.checks.model import Finding, Ref
-from seatrial.checks.secrets import config_entries, looks_secret
+from seatrial.checks.model import Ref
+from seatrial.checks.secrets import config_entries, looks_secret, secret_env_literals
 from seatrial.cluster.pools import POOL_LABEL
 from seatrial.errors import ClusterError, ConfigError
 from seatrial.profile import Profile
@@ -198,23 +198,16 @@ def secret_values(inv: Inventory) -> list[str]:
                 out.add(base64.b64decode(str(v)).decode())
             except (ValueError, UnicodeDecodeError):
                 out.add(str(v))
-    for w in inv.workloads:
-        for c in w.containers(init=True):
-            for env in c.spec.get("env") or []:
-                value = str(env.get("value") or "")
-                if value and looks_secret(str(env.get("name", "")), value):
-                    out.add(value)
+    out.update(value for _, _, _, value, _ in secret_env_literals(inv))
     for cm in inv.of("ConfigMap"):
         for key, value in (cm.get("data") or {}).items():
             out.update(val for name, val in config_entries(key, value) if val and looks_secret(name, val))
     return sorted(out)
 
 
-def events(api: client.ApiClient, ref: Ref, limit: int = 30) -> str:
-    """The namespace's events about the object and what it owns (its pods, ReplicaSets), newest
-    last: what the cluster said while the finding was true."""
-    with kube.translate(f"listing events in {ref.namespace}"):
-        items = client.CoreV1Api(api).list_namespaced_event(ref.namespace).items
+def _events_about(items: list[Any], ref: Ref, limit: int = 30) -> str:
+    """Events about the object and what it owns (its pods, ReplicaSets), newest last: what the
+    cluster said while the finding was true."""
     rows = []
     for ev in items:
         inv_obj = ev.involved_object
@@ -227,21 +220,30 @@ def events(api: client.ApiClient, ref: Ref, limit: int = 30) -> str:
     return "\n".join(r for _, r in rows[-limit:]) or f"no events about {ref.kind}/{ref.name} in {ref.namespace}"
 
 
-def evidence(
-    inv: Inventory, findings: Iterable[Finding], api: client.ApiClient | None, most: int = 5
-) -> list[Attachment]:
-    """Object excerpts (and, on a live cluster, events) for the objects a check's findings name."""
+def evidence(inv: Inventory, refs: Iterable[Ref], api: client.ApiClient | None) -> dict[Ref, list[Attachment]]:
+    """For each object: an excerpt and, on a live cluster, the events about it. Several checks
+    usually name the same objects, so each is described once and each namespace's events are
+    listed once."""
     objects = {ref_of(o): o for o in inv.objects}
-    out: list[Attachment] = []
-    for ref in sorted({f.target for f in findings})[:most]:
+    listed: dict[str, list[Any] | str] = {}
+    out: dict[Ref, list[Attachment]] = {}
+    for ref in sorted(set(refs)):
+        found = out[ref] = []
         obj = objects.get(ref)
         if obj is not None:
-            out.append(Attachment(f"{ref.kind} {ref.name}", excerpt(obj), "application/yaml"))
-        if api is not None and ref.namespace:
+            found.append(Attachment(f"{ref.kind} {ref.name}", excerpt(obj), "application/yaml"))
+        if api is None or not ref.namespace:
+            continue
+        if ref.namespace not in listed:
             try:
-                out.append(Attachment(f"events {ref.kind} {ref.name}", events(api, ref)))
+                with kube.translate(f"listing events in {ref.namespace}"):
+                    listed[ref.namespace] = client.CoreV1Api(api).list_namespaced_event(ref.namespace).items
             except ClusterError as exc:
-                out.append(Attachment(f"events {ref.kind} {ref.name}", f"could not list events: {exc}"))
+                listed[ref.namespace] = f"could not list events: {exc}"
+        items = listed[ref.namespace]
+        found.append(
+            Attachment(f"events {ref.kind} {ref.name}", items if isinstance(items, str) else _events_about(items, ref))
+        )
     return out
 
 

@@ -55,6 +55,20 @@ def config_entries(key: str, value: object) -> Iterator[tuple[str, str]]:
         yield (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
 
 
+def secret_env_literals(inv: Inventory) -> Iterator[tuple[Workload, str, str, str, str]]:
+    """Every literal env value that looks like a secret, as (workload, container, name, value,
+    why): what SEC-001 reports and what every report redacts."""
+    for w in inv.workloads:
+        for c in w.containers(init=True):
+            for env in c.spec.get("env") or []:
+                if "value" not in env:
+                    continue
+                name, value = str(env.get("name", "")), str(env.get("value") or "")
+                why = looks_secret(name, value)
+                if why:
+                    yield w, c.where, name, value, why
+
+
 def looks_secret(name: str, value: str) -> str | None:
     """Why a literal (env var or ConfigMap entry) looks like a secret, or None."""
     for what, pattern in TOKEN_FORMATS.items():
@@ -83,14 +97,8 @@ def looks_secret(name: str, value: str) -> str | None:
 )
 def env_literals(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    for w in inv.workloads:
-        for c in w.containers(init=True):
-            for env in c.spec.get("env") or []:
-                if "value" not in env:
-                    continue
-                why = looks_secret(str(env.get("name", "")), str(env.get("value") or ""))
-                if why:
-                    yield Finding("SEC-001", w.ref, f"{c.where}.env[{env.get('name')}]", why)
+    for w, where, name, _, why in secret_env_literals(inv):
+        yield Finding("SEC-001", w.ref, f"{where}.env[{name}]", why)
 
 
 @check(
