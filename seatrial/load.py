@@ -87,21 +87,40 @@ def stats(samples: Iterable[Sample], start: float = 0.0, end: float = math.inf) 
     )
 
 
+def per_second(samples: Iterable[Sample]) -> list[dict[str, float]]:
+    """Requests/s, error rate and latency percentiles (ms, answered requests) for every whole second:
+    what the timeline plot draws and the recovery time is read from."""
+    buckets: dict[int, list[Sample]] = {}
+    for s in samples:
+        buckets.setdefault(int(s.t), []).append(s)
+    rows = []
+    for sec in range(min(buckets, default=0), max(buckets, default=-1) + 1):
+        b = buckets.get(sec, [])
+        ok = [s.latency * 1000 for s in b if s.ok]
+        rows.append(
+            {
+                "t": float(sec),
+                "rps": float(len(b)),
+                "errors": (sum(not s.ok for s in b) / len(b)) if b else 0.0,
+                "p50": percentile(ok, 0.50),
+                "p95": percentile(ok, 0.95),
+                "p99": percentile(ok, 0.99),
+            }
+        )
+    return rows
+
+
 def recovery_seconds(samples: Sequence[Sample], fault_start: float, error_rate: float) -> float | None:
     """Seconds from the fault's start until every later whole second stays within the error
     budget; 0 when the fault never pushed a second over it; None when the log ends still over it
     (the service had not recovered when the load stopped)."""
-    buckets: dict[int, list[bool]] = {}
-    for s in samples:
-        if s.t >= fault_start:
-            buckets.setdefault(int(s.t), []).append(s.ok)
-    bad = [sec for sec, oks in buckets.items() if oks.count(False) / len(oks) > error_rate]
+    rows = per_second(s for s in samples if s.t >= fault_start)
+    bad = [r["t"] for r in rows if r["errors"] > error_rate]
     if not bad:
         return 0.0
-    last_bad = max(bad)
-    if last_bad == max(buckets):
+    if bad[-1] == rows[-1]["t"]:
         return None
-    return max(0.0, last_bad + 1 - fault_start)
+    return max(0.0, bad[-1] + 1 - fault_start)
 
 
 def write_log(samples: Iterable[Sample], path: Path) -> Path:

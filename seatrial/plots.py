@@ -18,31 +18,9 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from seatrial.checks.registry import FAMILIES
-from seatrial.load import Event, Sample, percentile
+from seatrial.load import Event, Sample, per_second
 
 __all__ = ["Event", "Sample", "findings_by_family", "per_second", "timeline"]
-
-
-def per_second(samples: Iterable[Sample]) -> list[dict[str, float]]:
-    """Requests/s, error rate and latency percentiles (ms) for every whole second."""
-    buckets: dict[int, list[Sample]] = {}
-    for s in samples:
-        buckets.setdefault(int(s.t), []).append(s)
-    rows = []
-    for sec in range(min(buckets, default=0), max(buckets, default=-1) + 1):
-        b = buckets.get(sec, [])
-        ok = [s.latency * 1000 for s in b if s.ok]
-        rows.append(
-            {
-                "t": float(sec),
-                "rps": float(len(b)),
-                "errors": (sum(not s.ok for s in b) / len(b)) if b else 0.0,
-                "p50": percentile(ok, 0.50),
-                "p95": percentile(ok, 0.95),
-                "p99": percentile(ok, 0.99),
-            }
-        )
-    return rows
 
 
 def timeline(

@@ -13,7 +13,8 @@ from junitparser import JUnitXml
 from seatrial import load, report
 from seatrial.profile import Slos
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "load-inference-pod-delete.json"
+from .test_plots import _recorded as recorded_series
+
 T0 = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
 
 
@@ -24,26 +25,23 @@ def _at(seconds: float) -> dt.datetime:
 DEFAULT_SLOS = Slos()
 
 
-def _recorded(slos: Slos = DEFAULT_SLOS, **changes: object) -> report.Experiment:
-    doc = json.loads(DATA.read_text())
+def _recorded(slos: Slos = DEFAULT_SLOS) -> report.Experiment:
+    samples, events, fault = recorded_series()
     steps = [
         report.Step("steady-state-before", "gateway answers chat completions", "passed", _at(0), _at(1)),
         report.Step("method", "delete pod inference-0", "passed", _at(10.05), _at(10.2)),
         report.Step("steady-state-after", "gateway answers chat completions", "passed", _at(25), _at(26)),
     ]
-    exp = report.Experiment(
+    return report.Experiment(
         "pod-kill-inference",
         "Inference pod killed under load",
         slos,
         steps,
-        samples=[load.Sample(s["t"], s["latency"], s["ok"]) for s in doc["samples"]],
-        fault=(doc["fault"][0], doc["fault"][1]),
-        events=[load.Event(e["t"], e["label"]) for e in doc["events"]],
+        samples=samples,
+        fault=fault,
+        events=events,
         attachments=[report.Attachment("journal", json.dumps({"status": "completed"}), "application/json")],
     )
-    for k, v in changes.items():
-        setattr(exp, k, v)
-    return exp
 
 
 def _run(*experiments: report.Experiment) -> report.Run:
