@@ -33,13 +33,8 @@ def check(
     fix: str,
     modes: tuple[Mode, ...] = ("static", "live"),
 ) -> Callable[[Rule], Rule]:
-    if family not in FAMILIES:
-        raise ValueError(f"{id}: unknown family {family}")
-
     def register(rule: Rule) -> Rule:
-        if id in _CHECKS:
-            raise ValueError(f"check {id} registered twice")
-        _CHECKS[id] = Check(id, title, family, severity, why, fix, modes, rule)
+        _add(Check(id, title, family, severity, why, fix, modes, rule))
         return rule
 
     return register
@@ -57,12 +52,19 @@ def action(
     """A live check that acts on the cluster (evicts, schedules a probe pod, rolls out under load)."""
 
     def register(act: Act) -> Act:
-        if id in _CHECKS:
-            raise ValueError(f"check {id} registered twice")
-        _CHECKS[id] = Check(id, title, family, severity, why, fix, ("live",), _no_rule, act)
+        _add(Check(id, title, family, severity, why, fix, ("live",), _no_rule, act))
         return act
 
     return register
+
+
+def _add(c: Check) -> None:
+    """One catalogue, one set of rules for entering it: a known family and an ID used once."""
+    if c.family not in FAMILIES:
+        raise ValueError(f"{c.id}: unknown family {c.family}")
+    if c.id in _CHECKS:
+        raise ValueError(f"check {c.id} registered twice")
+    _CHECKS[c.id] = c
 
 
 def _no_rule(inv: Inventory, facts: Facts) -> Iterable[Finding]:
