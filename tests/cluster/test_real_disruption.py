@@ -151,33 +151,27 @@ def killed(core: client.CoreV1Api) -> Iterator[list[str]]:
 ROUTER = "real-cpu-0"  # the host reaches ClusterIPs through the first real node's kube-proxy rules
 
 
-def routed_to(namespace: str, node: str = ROUTER) -> set[str]:
-    """The pod IPs the node's kube-proxy currently sends new connections for Service web to: the
-    ground truth of where a request starting now can go."""
-    rules = subprocess.run(
-        ["ip", "netns", "exec", f"{network.PREFIX}-{node}", "iptables-save", "-t", "nat"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+def on_router(*cmd: str) -> str:
+    """A command's output inside the routing node's network namespace."""
+    argv = ["ip", "netns", "exec", f"{network.PREFIX}-{ROUTER}", *cmd]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+
+def routed_to(namespace: str) -> set[str]:
+    """The pod IPs the routing node's kube-proxy currently sends new connections for Service web
+    to: the ground truth of where a request starting now can go."""
+    rules = on_router("iptables-save", "-t", "nat")
     return set(re.findall(rf'--comment "{namespace}/web[:"].*--to-destination ([0-9.]+):', rules))
 
 
-def stale(service: str, live: set[str], node: str = ROUTER) -> set[int]:
+def stale(service: str, live: set[str]) -> set[int]:
     """Source ports of the host's connections that the routing node's conntrack still sends to a
     pod that is gone (any IP not in ``live``, also from an earlier test): unanswered SYN_SENT
-    entries, kept 120 s. The rules cannot send a new connection there any more, so a request in
-    this set met an old entry. kube-proxy clears such entries for UDP only,
-    so a new connection that reuses one of these ports is sent to the dead pod again however the
-    rules changed (kubernetes/kubernetes#101607: one client, one Service port, few source ports)."""
-    rows = subprocess.run(
-        ["ip", "netns", "exec", f"{network.PREFIX}-{node}", "conntrack", "-L", "-p", "tcp", "-d", service],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    entries, kept 120 s. The rules no longer send new connections there, so a request on one of
+    these ports met the old entry and followed it: kube-proxy clears stale entries for UDP only
+    (kubernetes/kubernetes#101607: one client, one Service port, few source ports)."""
     ports = set()
-    for row in rows.splitlines():
+    for row in on_router("conntrack", "-L", "-p", "tcp", "-d", service).splitlines():
         m = re.search(r"SYN_SENT .*sport=(\d+) dport=80 \[UNREPLIED\] src=([0-9.]+) ", row)
         if m and m.group(2) not in live:
             ports.add(int(m.group(1)))
