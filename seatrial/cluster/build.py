@@ -217,12 +217,36 @@ def _go_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _install(recipes: Sequence[Recipe], built: Path, dest: Path) -> None:
+_MAJOR_SUFFIX = re.compile(r"^v(?:[2-9]|[1-9][0-9]+)$")  # as cmd/go's isVersionElement
+
+
+def go_output_name(package: str) -> str:
+    """The file name ``go build -o DIR/`` and ``go install`` give a main package's binary.
+
+    Go names it after the import path's last element, or the one before it when the last is a
+    major-version suffix: ``go.etcd.io/etcd/server/v3`` becomes ``server``, not ``etcd``. The
+    cluster asks for binaries by *its* names, so the build renames them (see ``_install``)."""
+    parts = package.rstrip("/").split("/")
+    if len(parts) > 1 and _MAJOR_SUFFIX.match(parts[-1]):
+        return parts[-2]
+    return parts[-1]
+
+
+def _install(recipes: Sequence[Recipe], built: Path, dest: Path, log: Path) -> None:
+    """Copy each built binary into the cache under the name the cluster expects."""
     dest.mkdir(parents=True, exist_ok=True)
     for r in recipes:
+        source = built / go_output_name(r.package)
+        if not source.is_file():
+            found = ", ".join(sorted(p.name for p in built.iterdir())) if built.is_dir() else "nothing"
+            raise BuildError(
+                f"building {r.component} {r.version} produced no {source.name} for {r.binary} "
+                f"(the build wrote: {found}); full log: {log}",
+                hint="this is a bug in seatrial's build recipe for this version; please report it",
+            )
         target = dest / r.binary
         tmp = target.with_suffix(".new")
-        shutil.copy2(built / r.binary, tmp)
+        shutil.copy2(source, tmp)
         tmp.replace(target)
         (dest / f"{r.binary}.recipe").write_text(r.digest())
 
@@ -293,7 +317,7 @@ def _build_wrapper(
                     env=env,
                     label=names,
                 )
-                _install(todo, out, dest)
+                _install(todo, out, dest, log)
                 record_timing(root, f"build {names}", time.monotonic() - progress.start)
                 say(f"built {names} in {progress.elapsed()}")
     return {r.binary: dest / r.binary for r in recipes}
@@ -370,7 +394,7 @@ def _go_install(component: str, version: str, package: str, binary: str, *, root
                     env=env,
                     label=component,
                 )
-                _install([recipe], out, dest)
+                _install([recipe], out, dest, log)
                 record_timing(root, f"build {component}", time.monotonic() - progress.start)
                 say(f"built {component} in {progress.elapsed()}")
     return dest / binary
