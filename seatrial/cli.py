@@ -1,7 +1,8 @@
 """The command line: ``python -m seatrial <area> <action>``; nox sessions call it.
 
 This is the edge where ``SeatrialError`` becomes one readable line and an exit code; anything
-else escaping is a bug and is reported as one (exit 1, with the traceback kept for the report).
+else escaping is a bug and is reported as one: a line naming it, the traceback kept in
+``reports/crashes/``, and the exit code of the area it broke (3 for the cluster and the stack).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from seatrial.errors import ClusterError, ConfigError, ExitCode, SeatrialError
+from seatrial.errors import ClusterError, ConfigError, ExitCode, SeatrialError, unexpected
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -38,17 +42,16 @@ def _cluster(args: argparse.Namespace) -> int:
             cluster.revive_node(args.node)
         print(f"{args.node}: {'killed' if args.action == 'kill-node' else 'Ready again'}")
     elif args.action == "build":
-        from seatrial.cluster import build
-
-        bins = build.ensure_binaries()
+        bins, node_images, _ = cluster.prepare()
         for name, path in sorted(bins.paths.items()):
             print(f"{name:<24} {path}")
+        for image in node_images:
+            print(f"{image.ref:<40} {image.archive}")
     return ExitCode.OK
 
 
 def _stack(args: argparse.Namespace) -> int:
     import os
-    from pathlib import Path
 
     from seatrial import kube, stack
     from seatrial.cluster.local import LocalCluster
@@ -78,12 +81,10 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from seatrial import report
     from seatrial.cluster import build
 
-    root = Path(__file__).resolve().parents[1] / "reports"
+    root = ROOT / "reports"
     run_dir = Path(args.run_dir) if args.run_dir else root / "latest"
     if not run_dir.exists():
         raise ConfigError(f"no run at {run_dir}", hint="run nox -s conformance first")
@@ -125,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SeatrialError as exc:
         print(f"seatrial: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except Exception as exc:
+        code = ExitCode.CLUSTER if args.area in ("cluster", "stack") else ExitCode.FAILED
+        doing = f"{args.area} {getattr(args, 'action', '')}".strip()
+        err = unexpected(exc, doing=doing, code=code, logs=ROOT / "reports" / "crashes")
+        print(f"seatrial: error: {err}", file=sys.stderr)
+        return int(err.exit_code)
     except KeyboardInterrupt:
         print("seatrial: interrupted", file=sys.stderr)
         return 130

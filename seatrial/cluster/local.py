@@ -232,13 +232,9 @@ class LocalCluster:
                 hint="stop whatever listens there (ss -ltnp), or shift every port with SEATRIAL_PORT_OFFSET=100",
             )
         real_pools = [p for p in node_pools if p.real]
-        if real_pools:
-            realnodes.require_host()
         started = self._t0 = time.monotonic()
         self.timings = {}
-        bins = build.ensure_binaries(root=self.cache, node_binaries=bool(real_pools))
-        node_images = images.node_images(bins.paths, self.cache, repo_root() / "apps") if real_pools else []
-        store = images.image_store(node_images, self.cache) if real_pools else None
+        bins, node_images, store = self.prepare(node_pools)
         self._mark("binaries and images ready")
         try:
             self._start(bins, real_pools, node_images, store)
@@ -252,6 +248,23 @@ class LocalCluster:
         steps = ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items())
         say(f"local cluster ready in {time.monotonic() - started:.1f}s ({steps}); KUBECONFIG={self.kubeconfig}")
         return self.status()
+
+    def prepare(
+        self, node_pools: list[pools.NodePool] | None = None
+    ) -> tuple[build.Binaries, list[images.Image], Path | None]:
+        """Build (or find cached) every binary and node image the pools need, starting nothing.
+
+        ``up`` calls it first; ``nox -s tests`` calls it (``cluster build``) before pytest, so a
+        cold machine builds once, with progress, before any test looks for a binary."""
+        node_pools = pools.load_pools(self.pools_dir) if node_pools is None else node_pools
+        real = any(p.real for p in node_pools)
+        if real:
+            realnodes.require_host()
+        bins = build.ensure_binaries(root=self.cache, node_binaries=real)
+        if not real:
+            return bins, [], None
+        node_images = images.node_images(bins.paths, self.cache, repo_root() / "apps")
+        return bins, node_images, images.image_store(node_images, self.cache)
 
     def _keep_logs(self) -> Path:
         """Copy every log out of the run dir before teardown removes it, for the post-mortem."""

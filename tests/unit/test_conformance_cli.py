@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from seatrial.cluster import build
-
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(build.cached_binaries() is None, reason="renders kustomize dirs with the built kubectl")
+pytestmark = pytest.mark.needs_binaries
 
 
-def conformance(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def conformance(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q", *args],
         cwd=ROOT,
@@ -24,7 +24,7 @@ def conformance(*args: str, timeout: float = 120) -> subprocess.CompletedProcess
         text=True,
         timeout=timeout,
         check=False,
-        env=os.environ | {"PYTHONWARNINGS": "ignore"},
+        env=os.environ | {"PYTHONWARNINGS": "ignore"} | (env or {}),
     )
 
 
