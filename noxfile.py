@@ -57,6 +57,9 @@ def _install(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     """The project's own tests: unit tests and the local-cluster acceptance tests."""
     _install(session, "test")
+    # Build first (a no-op when warm): on a cold machine the tests that render with the built
+    # kubectl would otherwise be skipped at collection, and the cluster fixture would build later.
+    session.run("python", "-m", "seatrial", "cluster", "build", env={"PYTHONUNBUFFERED": "1"})
     args = session.posargs or ["tests", "-m", "not slow"]
     junit = Path(session.create_tmp()) / "tests-junit.xml"
     session.run("pytest", *args, f"--junitxml={junit}", env={"PYTHONUNBUFFERED": "1"}, success_codes=[0, NO_TESTS])

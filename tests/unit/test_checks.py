@@ -14,13 +14,12 @@ import yaml
 from seatrial import checks, stack
 from seatrial.checks import facts
 from seatrial.checks.registry import FAMILIES
-from seatrial.cluster import build
 
 CASES = sorted((Path(__file__).resolve().parents[1] / "checks").rglob("*.yaml"))
 POOLS = Path(__file__).resolve().parents[2] / "manifests" / "cluster"
 NS = "stack"
 
-pytestmark = pytest.mark.skipif(build.cached_binaries() is None, reason="renders with the built kubectl")
+pytestmark = pytest.mark.needs_binaries
 
 
 @pytest.fixture(scope="module")

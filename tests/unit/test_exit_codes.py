@@ -12,12 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from seatrial.cluster import build
-
 from .test_conformance_cli import conformance
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(build.cached_binaries() is None, reason="renders kustomize dirs with the built kubectl")
+pytestmark = pytest.mark.needs_binaries
 BAD_IMAGE = ["--static", "tests/stacks/bad-image"]  # fails ROLL-004 (high) for Deployment/ghost
 
 

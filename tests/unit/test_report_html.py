@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from seatrial import report
-from seatrial.cluster import build
 
 from .test_conformance_cli import conformance
 
@@ -21,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium"),
     pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm for allure 3"),
-    pytest.mark.skipif(build.cached_binaries() is None, reason="renders kustomize with the built kubectl"),
+    pytest.mark.needs_binaries,
 ]
 
 

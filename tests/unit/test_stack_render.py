@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from seatrial import stack
-from seatrial.cluster import build
 from seatrial.errors import ConfigError
 
-pytestmark = pytest.mark.skipif(build.cached_binaries() is None, reason="needs the built kubectl")
+pytestmark = pytest.mark.needs_binaries
 
 WORKLOADS = {"gateway", "hub", "inference", "etcd", "redis", "node-agent", "benchmark"}
 
