@@ -19,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from seatrial.errors import ClusterError, ConfigError, TemporaryClusterError
+from seatrial.errors import ClusterError, ConfigError, TemporaryClusterError, yaml_problem
 
 T = TypeVar("T")
 
@@ -42,7 +42,9 @@ def api_client(target: Target) -> client.ApiClient:
         )
     except ConfigException as exc:
         raise ConfigError(f"kubeconfig {target.kubeconfig} is not usable: {exc}") from None
-    except (ValueError, TypeError, KeyError, AttributeError, OSError, yaml.YAMLError) as exc:
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"kubeconfig {target.kubeconfig} is malformed: {yaml_problem(exc)}") from None
+    except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
         raise ConfigError(f"kubeconfig {target.kubeconfig} is malformed: {exc}") from None
     cfg.retries = 0
     return client.ApiClient(cfg)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from seatrial.errors import ConfigError
+from seatrial.errors import ConfigError, yaml_problem
 
 SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -20,7 +20,7 @@ def _docs(text: str, where: str) -> list[dict[str, Any]]:
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{where} is not valid YAML: {yaml_problem(exc)}") from None
     out: list[dict[str, Any]] = []
     for i, d in enumerate(docs):
         if d is None:

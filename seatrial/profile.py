@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from seatrial.checks.inventory import ROLES
-from seatrial.errors import ConfigError, reject_unknown
+from seatrial.errors import ConfigError, reject_unknown, yaml_problem
 
 FIELDS = {"kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds", "rollout"}
 WORKLOAD_FIELDS = {"kind", "name", "role"}
@@ -129,7 +129,8 @@ def _secret_ref(value: Any, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or value.count("/") != 1 or not all(value.split("/")):
-        raise ConfigError(f"{where} must be <secret-name>/<key>, got {value!r}")
+        got = f"a {type(value).__name__} of {len(value)} characters" if isinstance(value, str) else type(value).__name__
+        raise ConfigError(f"{where} must be <secret-name>/<key>, got {got}")  # never echo it: it may be the token
     return value
 
 
@@ -143,5 +144,5 @@ def load(path: Path | None) -> Profile:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"profile {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"profile {path} is not valid YAML: {yaml_problem(exc)}") from None
     return parse(doc, str(path))

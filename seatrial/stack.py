@@ -25,7 +25,7 @@ from kubernetes import client
 
 from seatrial import kube
 from seatrial.cluster import build
-from seatrial.errors import ClusterError, ConfigError, ToolMissingError
+from seatrial.errors import ClusterError, ConfigError, ToolMissingError, yaml_problem
 
 FIELD_MANAGER = "seatrial"
 STACK_LABEL = "seatrial.dev/stack"
@@ -91,7 +91,7 @@ def render(overlay: Path, namespace: str) -> list[dict[str, Any]]:
     try:
         docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
     except yaml.YAMLError as exc:
-        raise ConfigError(f"the render of {overlay} is not YAML: {exc}") from None
+        raise ConfigError(f"the render of {overlay} is not YAML: {yaml_problem(exc)}") from None
     if any(d.get("kind") == "Secret" for d in docs):
         raise ConfigError(f"{overlay} renders a Secret: secrets are created at deploy time, never committed")
     return docs

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from seatrial.errors import ConfigError, reject_unknown
+from seatrial.errors import ConfigError, reject_unknown, yaml_problem
 
 CapacityType = Literal["on-demand", "spot"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
@@ -191,9 +191,7 @@ def load_pool_file(path: Path) -> list[NodePool]:
     try:
         docs = list(yaml.safe_load_all(path.read_text()))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     return [parse_pool(doc, str(path)) for doc in docs if doc is not None]
 
 
