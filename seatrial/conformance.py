@@ -8,24 +8,22 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
 from kubernetes import client
 
 from seatrial import kube, manifests
 from seatrial.checks import Facts, Inventory, facts
 from seatrial.checks.inventory import ref_of
 from seatrial.checks.model import Ref
-from seatrial.checks.secrets import config_entries, looks_secret, secret_env_literals
+from seatrial.checks.secrets import secret_values as leaked_values
 from seatrial.cluster.pools import POOL_LABEL
 from seatrial.errors import ClusterError, ConfigError
+from seatrial.excerpt import LAST_APPLIED, excerpt
 from seatrial.profile import Profile
 from seatrial.report import Attachment
-
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def static_inventory(path: Path, profile: Profile, pools_dir: Path | None) -> tuple[Inventory, Facts]:
@@ -134,63 +132,10 @@ def live_context(api: client.ApiClient, namespaces: list[str], inv: Inventory, f
 
 
 # ---- evidence for reports ----------------------------------------------------------------
-def _scrub_line(key: str, line: str) -> str:
-    for name, val in config_entries(key, line):
-        if val and looks_secret(name, val):
-            return line.replace(val, "<redacted>")
-    return line
-
-
-def _scrub_env(node: Any) -> Any:
-    """Env literals that look secret lose their value, wherever a pod template nests them."""
-    if isinstance(node, dict):
-        out = {k: _scrub_env(v) for k, v in node.items()}
-        if "name" in out and isinstance(out.get("value"), str) and looks_secret(str(out["name"]), out["value"]):
-            out["value"] = "<redacted>"
-        return out
-    if isinstance(node, list):
-        return [_scrub_env(v) for v in node]
-    return node
-
-
-def excerpt(obj: Mapping[str, Any]) -> str:
-    """The object as a person would want to see it beside a finding: its spec and identifying
-    metadata, without status, managed fields or anything that could be a secret value."""
-    meta = obj.get("metadata") or {}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
-    out: dict[str, Any] = {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": {
-            k: v
-            for k, v in (
-                ("name", meta.get("name")),
-                ("namespace", meta.get("namespace")),
-                ("labels", meta.get("labels")),
-                ("annotations", annotations),
-            )
-            if v
-        },
-    }
-    if obj.get("kind") == "Secret":
-        keys = sorted({*(obj.get("data") or {}), *(obj.get("stringData") or {})})
-        out["data"] = dict.fromkeys(keys, "<redacted>")
-    elif obj.get("kind") == "ConfigMap":
-        out["data"] = {
-            k: "\n".join(_scrub_line(k, line) for line in str(v).splitlines())
-            for k, v in (obj.get("data") or {}).items()
-        }
-    for key in ("spec", "roleRef", "subjects", "rules"):
-        if key in obj:
-            out[key] = _scrub_env(obj[key])
-    text: str = yaml.safe_dump(out, sort_keys=False, width=110)
-    return text
-
-
 def secret_values(inv: Inventory) -> list[str]:
     """Every value in the inventory that is or looks like a secret: the reports redact them all,
-    a second line of defence behind findings that never quote values."""
-    out: set[str] = set()
+    a second line of defence behind findings that never quote values and default-deny excerpts."""
+    out: set[str] = set(leaked_values(inv))
     for s in inv.of("Secret"):
         out.update(str(v) for v in (s.get("stringData") or {}).values())
         for v in (s.get("data") or {}).values():
@@ -198,10 +143,6 @@ def secret_values(inv: Inventory) -> list[str]:
                 out.add(base64.b64decode(str(v)).decode())
             except (ValueError, UnicodeDecodeError):
                 out.add(str(v))
-    out.update(value for _, _, _, value, _ in secret_env_literals(inv))
-    for cm in inv.of("ConfigMap"):
-        for key, value in (cm.get("data") or {}).items():
-            out.update(val for name, val in config_entries(key, value) if val and looks_secret(name, val))
     return sorted(out)
 
 

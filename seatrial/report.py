@@ -15,11 +15,13 @@ written here passes through ``redact`` as a second line of defence.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 import os
 import re
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,7 +34,7 @@ import yaml
 from seatrial import load
 from seatrial.checks.model import SEVERITIES, Finding, Result, Severity
 from seatrial.checks.registry import FAMILIES
-from seatrial.errors import ConfigError
+from seatrial.errors import ConfigError, yaml_problem
 from seatrial.profile import Slos
 
 SCHEMA = "seatrial.dev/verdict/v1"
@@ -62,7 +64,7 @@ def load_waivers(path: Path | None) -> list[Waiver]:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"waivers file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"waivers file {path} is not valid YAML: {yaml_problem(exc)}") from None
     items = doc.get("waivers") if isinstance(doc, dict) else None
     if not isinstance(items, list):
         raise ConfigError(f"{path}: expected a top-level 'waivers:' list")
@@ -160,9 +162,17 @@ _TOKENISH = re.compile(
 )
 
 
+def _spellings(secret: str) -> set[str]:
+    """A secret as it may be written: plain, base64 (a Secret's data, a basic-auth header) and
+    URL-encoded (a password inside a URL)."""
+    b64 = base64.b64encode(secret.encode()).decode()
+    return {secret, b64, b64.rstrip("="), urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Known secret values and anything token-shaped become <redacted>."""
-    for s in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+    """Known secret values, in each spelling, and anything token-shaped become <redacted>."""
+    known = {form for s in secrets if s and len(s) >= 4 for form in _spellings(s)}
+    for s in sorted(known, key=len, reverse=True):
         text = text.replace(s, "<redacted>")
     return _TOKENISH.sub("<redacted>", text)
 

@@ -3,86 +3,26 @@ where nothing uses the API, and no ServiceAccount that can read other workloads'
 
 from __future__ import annotations
 
-import math
-import re
-from collections import Counter
 from collections.abc import Iterator
 
 from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, ref_of
+from seatrial.checks.literals import leaks
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
 
-SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|PASS|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|ACCESS_?KEY|AUTH)", re.I)
-NOT_A_VALUE = re.compile(r"(_FILE|_PATH|_DIR|_URL|_HOST|_PORT|_NAME|_ENABLED|_TTL|_SECONDS)$", re.I)
-TOKEN_FORMATS = {
-    "AWS access key": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
-    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
-    "OpenAI key": re.compile(r"\bsk-[A-Za-z0-9_-]{20,}\b"),
-    "Slack token": re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b"),
-    "Hugging Face token": re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"),
-    "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
-}
-PLACEHOLDER = re.compile(
-    r"^(\$\(.*\)|\$\{.*\}|<.*>|changeme|change-me|xxx+|\*+|redacted|none|null|true|false"
-    r"|[0-9.]+(ms|s|m|h|Mi|Gi|%)?)$",  # numbers and durations: TOKEN_LATENCY_MS=20 is no token
-    re.I,
-)
+
+def _reported(inv: Inventory, check_id: str) -> Iterator[Finding]:
+    """The leaks one check owns, one finding per object and field (a command line may leak twice)."""
+    seen: set[tuple[object, str]] = set()
+    for leak in leaks(inv):
+        if leak.check == check_id and (leak.target, leak.field) not in seen:
+            seen.add((leak.target, leak.field))
+            yield Finding(check_id, leak.target, leak.field, leak.why)
 
 
-def entropy(s: str) -> float:
-    """Shannon entropy in bits per character."""
-    if not s:
-        return 0.0
-    counts = Counter(s)
-    return -sum(n / len(s) * math.log2(n / len(s)) for n in counts.values())
-
-
-def _token_like(value: str) -> bool:
-    """Random-looking: long, one unbroken run of token characters mixing letters and digits, high
-    entropy. Model IDs (NousResearch/Hermes-3-Llama-3.1-70B), paths and hostnames are not."""
-    if len(value) < 24 or not re.fullmatch(r"[A-Za-z0-9_+=-]+", value):
-        return False
-    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
-    return classes >= 2 and entropy(value) > 4.0 and not re.search(r"[a-z]{3,}-[a-z]{3,}", value)
-
-
-def config_entries(key: str, value: object) -> Iterator[tuple[str, str]]:
-    """A ConfigMap entry as (name, value) pairs: each ``NAME=value`` / ``name: value`` line of an
-    embedded config file, or the entry itself when a line has no separator."""
-    for line in str(value).splitlines() or [""]:
-        k, sep, v = line.partition("=") if "=" in line else line.partition(":")
-        yield (k.strip(), v.strip().strip("\"'")) if sep else (key, line.strip())
-
-
-def secret_env_literals(inv: Inventory) -> Iterator[tuple[Workload, str, str, str, str]]:
-    """Every literal env value that looks like a secret, as (workload, container, name, value,
-    why): what SEC-001 reports and what every report redacts."""
-    for w in inv.workloads:
-        for c in w.containers(init=True):
-            for env in c.spec.get("env") or []:
-                if "value" not in env:
-                    continue
-                name, value = str(env.get("name", "")), str(env.get("value") or "")
-                why = looks_secret(name, value)
-                if why:
-                    yield w, c.where, name, value, why
-
-
-def looks_secret(name: str, value: str) -> str | None:
-    """Why a literal (env var or ConfigMap entry) looks like a secret, or None."""
-    for what, pattern in TOKEN_FORMATS.items():
-        if pattern.search(value):
-            return f"its value looks like {'an' if what[0] in 'AEIOUaeiou' else 'a'} {what}"
-    if not value or PLACEHOLDER.match(value) or value.startswith("/") or ("://" in value and "@" not in value):
-        return None
-    if SECRET_NAME.search(name) and not NOT_A_VALUE.search(name):
-        return f"{name} names a secret and holds a literal value"
-    if _token_like(value):
-        return f"its value is a {len(value)}-character high-entropy string"
-    if "://" in value and re.search(r"://[^/\s:@]+:[^/\s@]+@", value):
-        return "its value is a URL with a password in it"
-    return None
+def secret_values(inv: Inventory) -> list[str]:
+    """Every leaked literal's value, for the reports to redact (never to show)."""
+    return sorted({leak.value for leak in leaks(inv)})
 
 
 @check(
@@ -97,8 +37,7 @@ def looks_secret(name: str, value: str) -> str | None:
 )
 def env_literals(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    for w, where, name, _, why in secret_env_literals(inv):
-        yield Finding("SEC-001", w.ref, f"{where}.env[{name}]", why)
+    return _reported(inv, "SEC-001")
 
 
 @check(
@@ -111,13 +50,7 @@ def env_literals(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 )
 def configmap_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    for cm in inv.of("ConfigMap"):
-        for key, value in (cm.get("data") or {}).items():
-            for name, val in config_entries(key, value):
-                why = looks_secret(name, val)
-                if why:
-                    yield Finding("SEC-002", ref_of(cm), f"data[{key}]", why)
-                    break
+    return _reported(inv, "SEC-002")
 
 
 @check(
@@ -245,3 +178,47 @@ def last_applied(inv: Inventory, facts: Facts) -> Iterator[Finding]:
         blob = (s["metadata"].get("annotations") or {}).get(key, "")
         if '"data"' in blob or '"stringData"' in blob:
             yield Finding("SEC-006", ref_of(s), f"metadata.annotations[{key}]", "holds a copy of the Secret's data")
+
+
+@check(
+    "SEC-008",
+    "No secret values in commands, arguments or probe commands",
+    family="secrets",
+    severity="critical",
+    why="A command line is in git, in `kubectl get -o yaml`, and in `ps` on the node for anyone who can "
+    "see the process list: `--api-key=…` or `redis-cli -a …` publishes the key.",
+    fix="Read the secret from a file mounted from a Secret, or from an env var set with "
+    "valueFrom.secretKeyRef and referenced as $(VAR) in args.",
+)
+def command_literals(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    return _reported(inv, "SEC-008")
+
+
+@check(
+    "SEC-009",
+    "No secret values in annotations",
+    family="secrets",
+    severity="high",
+    why="Annotations are shown by every `kubectl describe` and readable by anyone who can list the object; "
+    "they are not Secrets and are not encrypted at rest.",
+    fix="Keep the value in a Secret and let the annotation name it (e.g. vault.hashicorp.com's "
+    "agent-inject-secret-* take a path, not a value).",
+)
+def annotation_literals(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    return _reported(inv, "SEC-009")
+
+
+@check(
+    "SEC-010",
+    "Client keys (DSNs) come from Secrets",
+    family="secrets",
+    severity="medium",
+    why="A DSN's key (Sentry and the like) is meant to ship with an app, but in a manifest anyone can use it "
+    "to flood the project with events or read its quota; rotating it means a redeploy.",
+    fix="Put the DSN in a Secret and set the env var with valueFrom.secretKeyRef.",
+)
+def dsn_literals(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    return _reported(inv, "SEC-010")
