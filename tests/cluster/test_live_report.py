@@ -8,11 +8,14 @@ import base64
 import json
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 
 from seatrial import kube
 
-from ..unit.test_conformance_cli import conformance
+from ..unit.test_canaries import CANARIES as HIDDEN
+from ..unit.test_canaries import leaked
+from ..unit.test_conformance_cli import ROOT, conformance
 from .test_live_checks import kwok_spec
 
 CANARIES = ("CanaryLivePassw0rd-Do-Not-Leak", "sk-livecanary-9Jd3Kf8Lq2Wm5Xn7Rt4Vb1Zc")
@@ -75,3 +78,36 @@ def test_live_reports_carry_evidence_and_no_canary(
             assert base64.b64encode(canary.encode()) not in body, f"{canary} (base64) leaked into {p}"
     for canary in CANARIES:
         assert canary not in out
+
+
+def test_live_run_flags_every_hidden_secret_and_shows_none(
+    core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, kube_target: kube.Target, tmp_path: Path
+) -> None:
+    """The static canary stack (tests/stacks/canaries), created in the cluster: every place is
+    flagged by its check from the live objects, and no canary reaches a file or the terminal."""
+    docs = list(yaml.safe_load_all((ROOT / "tests" / "stacks" / "canaries" / "leaky.yaml").read_text()))
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+        if doc["kind"] == "Deployment":
+            doc["spec"]["template"]["spec"] |= {k: v for k, v in kwok_spec().items() if k != "containers"}
+            apps.create_namespaced_deployment(namespace, doc)
+        elif doc["kind"] == "ConfigMap":
+            core.create_namespaced_config_map(namespace, doc)
+        else:
+            core.create_namespaced_secret(namespace, doc)
+    prof = tmp_path / "profile.yaml"
+    prof.write_text(f"kind: Profile\nname: canaries\nnamespaces: [{namespace}]\n")
+    reports = tmp_path / "reports"
+    proc = conformance(
+        "--kubeconfig", str(kube_target.kubeconfig), "--profile", str(prof), "--report-dir", str(reports),
+        "--fail-on", "low", timeout=300,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    summary = (reports / "latest" / "summary.md").read_text()
+    for _, check, target, field in HIDDEN:
+        if check != "SEC-003":  # committed Secrets are a static-only check
+            assert f"{target} ({field})" in summary, f"{check} did not flag {target} ({field}) live"
+    found = {str(p): leaked(p.read_text(errors="replace")) for p in reports.rglob("*") if p.is_file()}
+    assert not {p: c for p, c in found.items() if c}, "canaries leaked into report files"
+    assert not leaked(out), "canaries leaked onto the terminal"

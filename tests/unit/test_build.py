@@ -147,3 +147,31 @@ def test_cli_without_node_packages_names_them(tmp_path: Path) -> None:
     assert "real nodes need these Debian packages: " in proc.stderr
     assert "containerd" in proc.stderr and "apt-get install" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("package", "name"),
+    [
+        ("go.etcd.io/etcd/server/v3", "server"),  # the element before a major-version suffix
+        ("k8s.io/kubernetes/cmd/kube-apiserver", "kube-apiserver"),
+        ("github.com/coredns/coredns", "coredns"),
+        ("example.com/tool/v1", "v1"),  # v1 is no major-version suffix
+        ("example.com/tool/v10", "tool"),
+    ],
+)
+def test_go_output_name_follows_go_build(package: str, name: str) -> None:
+    assert build.go_output_name(package) == name
+
+
+def test_install_renames_to_the_clusters_name_and_says_when_nothing_was_built(tmp_path: Path) -> None:
+    from seatrial.errors import BuildError
+
+    built, dest, log = tmp_path / "out", tmp_path / "bin", tmp_path / "build.log"
+    built.mkdir()
+    (built / "server").write_text("#!/bin/sh\n")
+    etcd = build.Recipe("etcd", "v3.6.16", "etcd", "go.etcd.io/etcd/server/v3")
+    build._install([etcd], built, dest, log)
+    assert (dest / "etcd").exists() and (dest / "etcd.recipe").read_text() == etcd.digest()
+    kwok = build.Recipe("kwok", "v0.7.0", "kwok", "sigs.k8s.io/kwok/cmd/kwok")
+    with pytest.raises(BuildError, match=r"produced no kwok .*the build wrote: server.*build\.log"):
+        build._install([kwok], built, dest, log)
