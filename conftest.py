@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["fixtures.cluster", "fixtures.stack", "fixtures.conformance"]
+pytest_plugins = ["fixtures.cluster", "fixtures.stack", "fixtures.conformance", "fixtures.chaos"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

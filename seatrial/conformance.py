@@ -15,6 +15,7 @@ from typing import Any
 from kubernetes import client
 
 from seatrial import kube, manifests
+from seatrial.chaos.target import load_target
 from seatrial.checks import Facts, Inventory, facts
 from seatrial.checks.inventory import ref_of
 from seatrial.checks.model import Ref
@@ -112,22 +113,11 @@ def live_context(api: client.ApiClient, namespaces: list[str], inv: Inventory, f
     from seatrial.checks.live import Live
 
     live = Live(api, namespaces, inv, fx, rollout=profile.rollout)
-    core = client.CoreV1Api(api)
-    ns = namespaces[0] if namespaces else ""
     try:
-        with kube.translate(f"reading Service {profile.load.service}"):
-            svc = kube.as_dict(core.read_namespaced_service(profile.load.service, ns))
-    except ClusterError:
+        target = load_target(api, namespaces[0] if namespaces else "", profile.load)
+    except (ClusterError, ConfigError):
         return live  # no load target: ROLL-008 says so when it is skipped
-    ip = svc.get("spec", {}).get("clusterIP")
-    if ip and ip != "None":
-        live.load_url = f"http://{ip}:{profile.load.port}{profile.load.path}"
-    if profile.load.auth_secret:
-        name, key = profile.load.auth_secret.split("/")
-        with kube.translate(f"reading Secret {name}"):
-            data = core.read_namespaced_secret(name, ns).data or {}
-        if key in data:
-            live.load_headers["Authorization"] = f"Bearer {base64.b64decode(data[key]).decode()}"
+    live.load_url, live.load_headers = target.url, dict(target.headers)
     return live
 
 

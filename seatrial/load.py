@@ -9,12 +9,27 @@ timeline plot can be drawn from the same data the verdict came from.
 from __future__ import annotations
 
 import csv
+import json
 import math
-from collections.abc import Iterable, Sequence
+import urllib.request
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from seatrial.errors import ConfigError
+
+CHAT = {"model": "seatrial-tiny", "messages": [{"role": "user", "content": "Say hello in one word."}], "max_tokens": 8}
+
+
+def request(url: str, headers: Mapping[str, str]) -> urllib.request.Request:
+    """The request every load sends (locust, the probes, ROLL-008): a real chat completion when the
+    target is an OpenAI-style chat endpoint, else a GET."""
+    if url.rstrip("/").endswith("/chat/completions"):
+        body = json.dumps(CHAT).encode()
+        return urllib.request.Request(  # noqa: S310 - the profile's own target
+            url, data=body, headers={**headers, "Content-Type": "application/json"}, method="POST"
+        )
+    return urllib.request.Request(url, headers=dict(headers))  # noqa: S310
 
 
 @dataclass(frozen=True)

@@ -659,7 +659,7 @@ def write_allure(run: Run, out: Path, *, secrets: Iterable[str] = ()) -> Path:
             status=ALLURE_STATUS[e.slo_status],
             labels=[*base, ("subSuite", "slo")],
             message="\n".join(e.violations()),
-            description=_experiment_summary(e),
+            description=experiment_summary(e),
             start=start,
             stop=stop,
             attachments=files,
@@ -670,7 +670,7 @@ def write_allure(run: Run, out: Path, *, secrets: Iterable[str] = ()) -> Path:
     return out
 
 
-def _experiment_summary(e: Experiment) -> str:
+def experiment_summary(e: Experiment) -> str:
     w, s, rec = e.from_fault, e.slos, e.recovery
     return (
         f"{e.overall.requests} requests, {e.overall.failed} failed. From the fault on: error rate "

@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from seatrial import kube
+from seatrial import kube, load, workloads
 from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, ref_of, schedulable_on, selector_matches
 from seatrial.checks.model import Finding, Skip
 from seatrial.checks.pdb import _pdbs, allowed
@@ -49,10 +49,6 @@ class Live:
         return client.AppsV1Api(self.api)
 
 
-def _ready(pod: dict[str, Any]) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
-
-
 def _pods(live: Live, w: Workload) -> list[dict[str, Any]]:
     sel = ",".join(f"{k}={v}" for k, v in (w.spec.get("selector") or {}).get("matchLabels", {}).items())
     with kube.translate(f"listing pods of {w.ref}"):
@@ -63,7 +59,7 @@ def _pods(live: Live, w: Workload) -> list[dict[str, Any]]:
 def _wait_workload_ready(live: Live, w: Workload, timeout: float = 120) -> None:
     def ready() -> bool:
         pods = _pods(live, w)
-        return len([p for p in pods if _ready(p)]) >= (w.replicas or 1)
+        return len([p for p in pods if workloads.pod_ready(p)]) >= (w.replicas or 1)
 
     kube.wait_for(f"{w.ref} to be ready again", ready, timeout=timeout, interval=0.5)
 
@@ -388,7 +384,7 @@ def rollout_under_load(live: Live) -> Iterator[Finding]:
     results: list[tuple[float, str | None]] = []
     min_ready = [replicas]
 
-    def load() -> None:
+    def send() -> None:
         while not stop.is_set():
             t = time.monotonic()
             try:
@@ -401,31 +397,18 @@ def rollout_under_load(live: Live) -> Iterator[Finding]:
 
     def watch_endpoints() -> None:
         while not stop.is_set():
-            ready = len([p for p in _pods(live, w) if _ready(p)])
+            ready = len([p for p in _pods(live, w) if workloads.pod_ready(p)])
             min_ready[0] = min(min_ready[0], ready)
             time.sleep(0.2)
 
-    workers = [threading.Thread(target=load, daemon=True) for _ in range(4)]
+    workers = [threading.Thread(target=send, daemon=True) for _ in range(4)]
     workers.append(threading.Thread(target=watch_endpoints, daemon=True))
     for t in workers:
         t.start()
     try:
         time.sleep(1)
-        stamp = {"spec": {"template": {"metadata": {"annotations": {"seatrial.dev/restarted-at": str(time.time())}}}}}
-        with kube.translate(f"rolling out {w.ref}"):
-            live.apps.patch_namespaced_deployment(w.name, w.namespace, stamp)
-
-        def rolled() -> bool:
-            d = kube.as_dict(live.apps.read_namespaced_deployment(w.name, w.namespace))
-            st = d.get("status", {})
-            return bool(
-                st.get("observedGeneration", 0) >= d["metadata"]["generation"]
-                and st.get("updatedReplicas", 0) == replicas
-                and st.get("readyReplicas", 0) == replicas
-                and st.get("replicas", 0) == replicas
-            )
-
-        kube.wait_for(f"{w.ref} to finish rolling out", rolled, timeout=180, interval=0.5)
+        workloads.restart(live.api, w.kind, w.name, w.namespace)
+        workloads.wait_rolled_out(live.api, w.kind, w.name, w.namespace, timeout=180)
         time.sleep(2)
     finally:
         stop.set()
@@ -447,4 +430,4 @@ def rollout_under_load(live: Live) -> Iterator[Finding]:
 
 def _request(live: Live) -> urllib.request.Request:
     assert live.load_url is not None
-    return urllib.request.Request(live.load_url, headers=live.load_headers)  # noqa: S310
+    return load.request(live.load_url, live.load_headers)

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 from kubernetes import client
 
 from seatrial import kube
+from seatrial.cluster import pools
 
 from ..unit.test_canaries import CANARIES as HIDDEN
 from ..unit.test_canaries import leaked
 from ..unit.test_conformance_cli import ROOT, conformance
+from .conftest import TEST_LABEL
 from .test_live_checks import kwok_spec
 
 CANARIES = ("CanaryLivePassw0rd-Do-Not-Leak", "sk-livecanary-9Jd3Kf8Lq2Wm5Xn7Rt4Vb1Zc")
@@ -80,11 +84,23 @@ def test_live_reports_carry_evidence_and_no_canary(
         assert canary not in out
 
 
+@pytest.fixture
+def own_namespace(core: client.CoreV1Api, namespace: str) -> Iterator[str]:
+    """A namespace of its own: the canary stack reuses the names of the module's other test."""
+    name = f"{namespace}-hidden"
+    core.create_namespace(
+        {"metadata": {"name": name, "labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY, TEST_LABEL: "true"}}}
+    )
+    yield name
+    core.delete_namespace(name, grace_period_seconds=0)
+
+
 def test_live_run_flags_every_hidden_secret_and_shows_none(
-    core: client.CoreV1Api, apps: client.AppsV1Api, namespace: str, kube_target: kube.Target, tmp_path: Path
+    core: client.CoreV1Api, apps: client.AppsV1Api, own_namespace: str, kube_target: kube.Target, tmp_path: Path
 ) -> None:
     """The static canary stack (tests/stacks/canaries), created in the cluster: every place is
     flagged by its check from the live objects, and no canary reaches a file or the terminal."""
+    namespace = own_namespace
     docs = list(yaml.safe_load_all((ROOT / "tests" / "stacks" / "canaries" / "leaky.yaml").read_text()))
     for doc in docs:
         doc["metadata"]["namespace"] = namespace

@@ -1,0 +1,141 @@
+"""The actions and probes seatrial's experiments name (``type: python``, module
+``seatrial.chaos.actions``), usable by ``chaos run`` alone as by seatrial's runner.
+
+Why our own and not chaostoolkit-kubernetes': every action here asks the run's ``Ledger`` first
+(blast radius, then the undo, then the act), and the probes answer the questions our verdicts
+need (rolled out and ready, error rate through the front door). chaosk8s' ``terminate_pods``
+works with our client but acts outside any such guard, and its ``count_pods`` counts
+terminating pods as running.
+
+Every provider takes Chaos Toolkit's ``configuration``: ``namespace`` (the stack's), optional
+``kubeconfig`` and ``kube_context``, and the load target's ``service``, ``port``, ``path`` and
+``auth_secret`` (defaults: the reference profile's).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from seatrial import kube, load, workloads
+from seatrial.chaos import ledger
+from seatrial.chaos.target import LoadTarget, load_target
+from seatrial.profile import Load
+
+Configuration = dict[str, Any] | None
+
+
+def _api(configuration: Configuration) -> client.ApiClient:
+    cfg = configuration or {}
+    path = cfg.get("kubeconfig") or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    return kube.api_client(kube.Target(Path(str(path)).expanduser(), cfg.get("kube_context") or None))
+
+
+def _namespace(configuration: Configuration) -> str:
+    ns = str((configuration or {}).get("namespace") or "")
+    if not ns:
+        raise ledger.OutsideBlastRadius(
+            "the experiment names no namespace", hint="set SEATRIAL_NAMESPACE (the experiment's configuration)"
+        )
+    return ns
+
+
+def _target(api: client.ApiClient, configuration: Configuration) -> LoadTarget:
+    cfg, default = configuration or {}, Load()
+    spec = Load(
+        service=str(cfg.get("service", default.service)),
+        port=int(cfg.get("port", default.port)),
+        path=str(cfg.get("path", "/v1/chat/completions")),
+        auth_secret=str(cfg.get("auth_secret", "stack-secrets/api-key")) or None,
+    )
+    return load_target(api, _namespace(configuration), spec)
+
+
+# ---- actions -------------------------------------------------------------------------------
+def kill_pods(
+    kind: str,
+    name: str,
+    *,
+    count: int = 1,
+    fraction: float | None = None,
+    grace_period: int | None = None,
+    recovery_timeout: float = 180.0,
+    configuration: Configuration = None,
+) -> list[str]:
+    """Delete ``count`` (or ``fraction`` of the) ready pods of a workload, chosen at random. Its
+    controller brings them back; the undo waits until the workload is rolled out and ready."""
+    ns, api = _namespace(configuration), _api(configuration)
+    book = ledger.current()
+    book.allow(ns, f"kill pods of {kind}/{name}")
+    ready = [p for p in workloads.pods(api, kind, name, ns) if workloads.pod_ready(p)]
+    n = max(1, round(len(ready) * fraction)) if fraction is not None else count
+    victims = sorted(p["metadata"]["name"] for p in random.sample(ready, min(n, len(ready))))
+    book.will(
+        f"{kind}/{name} ready again after killing {', '.join(victims)}",
+        lambda: workloads.wait_rolled_out(api, kind, name, ns, timeout=recovery_timeout),
+    )
+    core = client.CoreV1Api(api)
+    for pod in victims:
+        with kube.translate(f"deleting pod {ns}/{pod}"):
+            core.delete_namespaced_pod(pod, ns, grace_period_seconds=grace_period)
+    return victims
+
+
+def rolling_restart(kind: str, name: str, timeout: float = 300.0, configuration: Configuration = None) -> float:
+    """Restart a workload as ``kubectl rollout restart`` does and wait until it is rolled out;
+    returns the seconds the rollout took (ROLL-008 uses the same code)."""
+    ns, api = _namespace(configuration), _api(configuration)
+    book = ledger.current()
+    book.allow(ns, f"restart {kind}/{name}")
+    book.will(
+        f"{kind}/{name} rolled out after its restart",
+        lambda: workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout),
+    )
+    workloads.restart(api, kind, name, ns)
+    return workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout)
+
+
+def wait_ready(kind: str, name: str, timeout: float = 180.0, configuration: Configuration = None) -> float:
+    """A rollback: wait until the workload is rolled out, ready and settled (no old pod still
+    terminating), so the next experiment starts from a whole stack; returns the seconds waited."""
+    ns, api = _namespace(configuration), _api(configuration)
+    ledger.current().allow(ns, f"wait for {kind}/{name}")
+    return workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
+
+
+# ---- probes --------------------------------------------------------------------------------
+def rolled_out(kind: str, name: str, within: float = 0.0, configuration: Configuration = None) -> bool:
+    """Every pod of the workload's current revision is ready, as many as it wants — now, or
+    within ``within`` seconds (after a fault: the recovery budget)."""
+    ns, api = _namespace(configuration), _api(configuration)
+    deadline = time.monotonic() + within
+    while True:
+        if workloads.rolled_out(workloads.read(api, kind, name, ns) | {"kind": kind}):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def error_rate(seconds: float = 5.0, timeout: float = 5.0, configuration: Configuration = None) -> float:
+    """Failed share of requests sent one after another through the front door for ``seconds``:
+    the steady state "it serves" with a number a tolerance can judge (e.g. ``[0, 0.01]``)."""
+    target = _target(_api(configuration), configuration)
+    sent = failed = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end or sent == 0:
+        sent += 1
+        try:
+            with urllib.request.urlopen(load.request(target.url, target.headers), timeout=timeout) as resp:  # noqa: S310
+                resp.read()
+        except (OSError, urllib.error.URLError):
+            failed += 1
+            time.sleep(0.1)
+    return failed / sent

@@ -1,0 +1,34 @@
+"""The Chaos Toolkit control every seatrial experiment declares (``controls`` in the file).
+
+Chaos Toolkit skips rollbacks after a failure or an interrupt unless it is told
+``--rollback-strategy always``. This control does not depend on being told: its cleanup hook,
+which chaoslib calls in a ``finally`` after every run, unwinds the run's ``Ledger``, so every
+action's undo runs whatever the strategy and however the run ended (short of ``kill -9``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seatrial.chaos import ledger
+
+
+def configure_control(
+    configuration: dict[str, Any] | None = None,
+    secrets: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    experiment: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """``chaos run`` alone: the run's blast radius is the experiment's namespace. Under seatrial's
+    runner a ledger with the profile's namespaces is already open and is kept."""
+    del secrets, settings, experiment
+    namespace = str((configuration or {}).get("namespace") or "")
+    if not ledger.current().namespaces and namespace:
+        ledger.begin([namespace])
+
+
+def cleanup_control(**_: Any) -> None:
+    """Undo what the run did. A failed undo is logged and kept on the ledger (seatrial's runner
+    reports it as a broken rollback); raising here would abort chaoslib's own cleanup."""
+    ledger.current().unwind()

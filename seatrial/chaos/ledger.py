@@ -1,0 +1,105 @@
+"""Ownership and undo: what every chaos action must go through before it touches a cluster.
+
+Every chaos tool has left debris behind (a cordoned node, a taint, pods stuck) when a run failed
+or was interrupted, because undo was an afterthought: Chaos Toolkit's own default skips
+rollbacks after a failure or Ctrl-C. Here an action may only change the cluster through a
+``Ledger``:
+
+- the blast radius is checked first (``allow``): the run's namespaces only, never a system
+  namespace, before anything is read or written;
+- the undo is registered *before* the action runs, so an action that dies half-way still has its
+  undo;
+- undos run last-in first-out, each once, on success, failure, exception and interrupt (the
+  experiment files declare ``seatrial.chaos.control``, whose cleanup hook runs ``unwind``
+  whatever rollback strategy ``chaos run`` was given); a failing undo does not stop the others.
+
+Objects a run changes carry ``seatrial.dev/run`` and the original state in an annotation, so a
+later run can find and restore them after a ``kill -9`` (the node-level actions use this).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from seatrial.errors import ConfigError
+
+RUN_LABEL = "seatrial.dev/run"
+ORIGINAL_ANNOTATION = "seatrial.dev/original"
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
+log = logging.getLogger("seatrial.chaos")
+
+
+class OutsideBlastRadius(ConfigError):
+    """An action aimed at something the run may not touch: refused before it acts."""
+
+
+@dataclass
+class Undo:
+    what: str
+    fn: Callable[[], object]
+    done: bool = False
+
+
+@dataclass
+class Ledger:
+    """One run's permissions and pending undos."""
+
+    namespaces: frozenset[str] = frozenset()
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    undos: list[Undo] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def allow(self, namespace: str, what: str) -> None:
+        """Refuse, before acting, anything outside the run's namespaces or in a system namespace."""
+        if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-"):
+            raise OutsideBlastRadius(f"refused to {what}: {namespace} is a system namespace, never a chaos target")
+        if namespace not in self.namespaces:
+            allowed = ", ".join(sorted(self.namespaces)) or "none"
+            raise OutsideBlastRadius(
+                f"refused to {what}: namespace {namespace} is outside this run's blast radius (allowed: {allowed})",
+                hint="list the namespace in the profile's namespaces (or the experiment's configuration)",
+            )
+
+    def will(self, what: str, undo: Callable[[], object]) -> Undo:
+        """Register the undo of an action about to run; call it *before* acting."""
+        entry = Undo(what, undo)
+        with self._lock:
+            self.undos.append(entry)
+        return entry
+
+    def unwind(self) -> list[str]:
+        """Run every pending undo, newest first, each once; returns what failed (also kept)."""
+        while True:
+            with self._lock:
+                pending = [u for u in self.undos if not u.done]
+                if not pending:
+                    return list(self.failures)
+                entry = pending[-1]
+                entry.done = True
+            try:
+                entry.fn()
+            except Exception as exc:  # one broken undo must not leave the others undone
+                msg = f"undo of {entry.what} failed: {type(exc).__name__}: {exc}"
+                log.error(msg)
+                self.failures.append(msg)
+
+
+_current = Ledger()
+
+
+def current() -> Ledger:
+    """The ledger of the run in this process (an experiment's providers and control share it)."""
+    return _current
+
+
+def begin(namespaces: Iterable[str], run_id: str | None = None) -> Ledger:
+    """Start a run's ledger. Whatever an earlier run in this process left pending is undone first."""
+    global _current  # noqa: PLW0603 - the process's one run, shared with Chaos Toolkit's providers
+    _current.unwind()
+    _current = Ledger(frozenset(namespaces), run_id or uuid.uuid4().hex[:8])
+    return _current

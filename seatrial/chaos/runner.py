@@ -1,0 +1,192 @@
+"""One experiment, under load, into a ``report.Experiment``.
+
+The order is the point: open the run's ledger (blast radius and undo), start locust and wait
+until requests flow, let Chaos Toolkit run the file (steady state, method, steady state,
+rollbacks — strategy ``always``), unwind the ledger whatever happened, keep the load running a
+few seconds more so recovery is on the record, then stop it. The verdict is computed from the
+per-request log by ``report.Experiment``; this module only translates the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from seatrial import kube, load, report
+from seatrial.chaos import ledger
+from seatrial.chaos.loadgen import Locust
+from seatrial.chaos.target import load_target
+from seatrial.errors import ConfigError
+from seatrial.profile import Profile, Slos
+
+SETTINGS = {"runtime": {"rollbacks": {"strategy": "always"}}}
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """The experiment, validated by Chaos Toolkit itself; a bad file is a ConfigError (exit 2)."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import load_experiment
+
+    if not path.is_file():
+        raise ConfigError(f"experiment {path} does not exist")
+    try:
+        exp: dict[str, Any] = load_experiment(str(path))
+        ensure_experiment_is_valid(exp)
+    except ChaosException as exc:
+        raise ConfigError(f"experiment {path} is not valid: {exc}") from None
+    experiment_slos(exp, Slos())  # a bad seatrial extension fails here, before anything acts
+    return exp
+
+
+@dataclass(frozen=True)
+class Where:
+    """The stack an experiment acts on and how to reach it."""
+
+    api: client.ApiClient
+    target: kube.Target
+    namespace: str
+    profile: Profile
+
+    def configuration(self) -> dict[str, Any]:
+        ld = self.profile.load
+        return {
+            "namespace": self.namespace,
+            "kubeconfig": str(self.target.kubeconfig),
+            "kube_context": self.target.context or "",
+            "service": ld.service,
+            "port": ld.port,
+            "path": ld.path,
+            "auth_secret": ld.auth_secret or "",
+        }
+
+
+def run(path: Path, where: Where, workdir: Path, *, tail: float = 5.0) -> report.Experiment:
+    """Run ``path`` against ``where`` under the profile's load; artefacts go to ``workdir``."""
+    from chaoslib.experiment import run_experiment
+
+    exp = load_file(path)
+    target = load_target(where.api, where.namespace, where.profile.load)
+    book = ledger.begin({where.namespace, *where.profile.namespaces})
+    quiet = logging.getLogger("chaostoolkit")
+    quiet.setLevel(logging.WARNING)
+    with Locust(target, users=where.profile.load.users, log=workdir / "requests.csv") as lg:
+        lg.wait_for_requests()
+        try:
+            journal: dict[str, Any] = run_experiment(
+                exp, settings=SETTINGS, experiment_vars=(where.configuration(), {})
+            )
+        finally:
+            book.unwind()
+        time.sleep(tail)
+    (workdir / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
+    result = experiment(
+        path.stem,
+        journal,
+        load_started=lg.started,
+        samples=lg.samples(),
+        profile=where.profile,
+        undo_failures=book.failures,
+    )
+    result.attachments += [
+        report.Attachment("journal", (workdir / "journal.json").read_text(), "application/json"),
+        *(
+            report.Attachment(f"locust {p.stem}", p.read_text(), "text/csv")
+            for p in sorted(workdir.glob("requests-locust_stats.csv"))
+        ),
+    ]
+    if journal.get("status") == "interrupted":
+        raise KeyboardInterrupt  # undone above; now let the caller stop as Ctrl-C asked
+    return result
+
+
+def _when(stamp: object) -> dt.datetime:
+    if isinstance(stamp, str) and stamp:
+        parsed = dt.datetime.fromisoformat(stamp)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return dt.datetime.now(dt.UTC)
+
+
+def _step(phase: str, run: Mapping[str, Any], *, probe: bool) -> report.Step:
+    act = run.get("activity") or {}
+    if run.get("status") != "succeeded":
+        status = "error"
+    elif probe and run.get("tolerance_met") is False:
+        status = "failed"
+    else:
+        status = "passed"
+    out = run.get("exception") or run.get("output")
+    text = (
+        "".join(out) if isinstance(out, list) and all(isinstance(x, str) for x in out) else json.dumps(out, default=str)
+    )
+    return report.Step(
+        phase, str(act.get("name", "?")), status, _when(run.get("start")), _when(run.get("end")), text[:500]
+    )
+
+
+def steps(journal: Mapping[str, Any], undo_failures: Iterable[str] = ()) -> list[report.Step]:
+    """The journal's activities as report steps, in the order they ran."""
+    out: list[report.Step] = []
+    states = journal.get("steady_states") or {}
+    for phase, key in (("steady-state-before", "before"), ("method", None), ("steady-state-after", "after")):
+        runs = journal.get("run") or [] if key is None else (states.get(key) or {}).get("probes") or []
+        out += [_step(phase, r, probe=key is not None) for r in runs]
+    out += [_step("rollback", r, probe=False) for r in journal.get("rollbacks") or []]
+    now = dt.datetime.now(dt.UTC)
+    out += [report.Step("rollback", "seatrial undo", "error", now, now, msg) for msg in undo_failures]
+    return out
+
+
+SLO_FIELDS = {"errorRate": "error_rate", "p99Ms": "p99_ms", "recoverySeconds": "recovery_seconds"}
+
+
+def experiment_slos(exp: Mapping[str, Any], slos: Slos) -> Slos:
+    """The profile's SLOs, tightened where the file's ``seatrial`` extension says so (a rolling
+    restart's budget is zero failed requests, whatever the profile allows a pod kill)."""
+    for ext in exp.get("extensions") or []:
+        if isinstance(ext, Mapping) and ext.get("name") == "seatrial":
+            given = ext.get("slos") or {}
+            unknown = set(given) - set(SLO_FIELDS)
+            if unknown:
+                raise ConfigError(f"experiment {exp.get('title')}: unknown SLO(s) {', '.join(sorted(unknown))}",
+                                  hint=f"known: {', '.join(SLO_FIELDS)}")  # fmt: skip
+            slos = dataclasses.replace(slos, **{SLO_FIELDS[k]: float(v) for k, v in given.items()})
+    return slos
+
+
+def experiment(
+    name: str,
+    journal: Mapping[str, Any],
+    *,
+    load_started: float,
+    samples: list[load.Sample],
+    profile: Profile,
+    undo_failures: Iterable[str] = (),
+) -> report.Experiment:
+    """Journal + request log -> the experiment a report judges. The fault window runs from the
+    first method action's start to the last one's end, on the load's clock."""
+    exp = journal.get("experiment") or {}
+    slos = experiment_slos(exp, profile.slos)
+    result = report.Experiment(name, str(exp.get("title", name)), slos, steps(journal, undo_failures), samples)
+    actions = [r for r in journal.get("run") or [] if (r.get("activity") or {}).get("type") == "action"]
+    clock = [
+        (_when(r.get("start")).timestamp() - load_started, _when(r.get("end")).timestamp() - load_started)
+        for r in actions
+    ]
+    if clock:
+        result.fault = (min(a for a, _ in clock), max(b for _, b in clock))
+    for r in [*(journal.get("run") or []), *(journal.get("rollbacks") or [])]:
+        act = r.get("activity") or {}
+        if act.get("type") == "action":
+            result.events.append(load.Event(_when(r.get("start")).timestamp() - load_started, str(act.get("name"))))
+    return result

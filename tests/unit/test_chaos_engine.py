@@ -1,0 +1,93 @@
+"""The chaos engine's pure parts: the ledger's blast radius and undo order, the journal's
+translation into report steps and a fault window, and per-experiment SLOs. The engine itself is
+proven on the local cluster under load (tests/cluster/test_chaos.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seatrial import load
+from seatrial.chaos import ledger, runner
+from seatrial.errors import ConfigError
+from seatrial.profile import Profile, Slos
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def test_blast_radius_refuses_system_and_foreign_namespaces_before_acting() -> None:
+    book = ledger.Ledger(frozenset({"stack"}))
+    book.allow("stack", "kill pods")
+    with pytest.raises(ledger.OutsideBlastRadius, match="system namespace"):
+        book.allow("kube-system", "kill pods of Deployment/coredns")
+    with pytest.raises(ledger.OutsideBlastRadius, match=r"outside this run's blast radius \(allowed: stack\)"):
+        book.allow("team-b", "kill pods of Deployment/web")
+
+
+def test_undos_run_newest_first_once_each_and_a_broken_one_does_not_stop_the_rest() -> None:
+    book, done = ledger.Ledger(frozenset({"s"})), []
+    book.will("first", lambda: done.append("first"))
+    book.will("broken", lambda: 1 / 0)
+    book.will("last", lambda: done.append("last"))
+    assert book.unwind() == ["undo of broken failed: ZeroDivisionError: division by zero"]
+    assert done == ["last", "first"]
+    book.unwind()
+    assert done == ["last", "first"]
+
+
+def test_a_new_run_undoes_what_the_last_one_left() -> None:
+    done: list[str] = []
+    ledger.begin(["a"]).will("left over", lambda: done.append("undone"))
+    ledger.begin(["b"])
+    assert done == ["undone"] and ledger.current().namespaces == {"b"}
+
+
+JOURNAL = {
+    "experiment": {"title": "A pod dies"},
+    "status": "completed",
+    "steady_states": {
+        "before": {"probes": [{"activity": {"name": "serves"}, "status": "succeeded", "output": 0.0,
+                               "tolerance_met": True, "start": "2026-12-01T10:00:01+00:00",
+                               "end": "2026-12-01T10:00:06+00:00"}]},
+        "after": {"probes": [{"activity": {"name": "serves"}, "status": "succeeded", "output": 0.2,
+                              "tolerance_met": False, "start": "2026-12-01T10:00:08+00:00",
+                              "end": "2026-12-01T10:00:13+00:00"}]},
+    },
+    "run": [{"activity": {"name": "kill", "type": "action"}, "status": "succeeded", "output": ["gateway-1"],
+             "start": "2026-12-01T10:00:06+00:00", "end": "2026-12-01T10:00:07+00:00"}],
+    "rollbacks": [{"activity": {"name": "ready-again", "type": "action"}, "status": "succeeded", "output": 3.1,
+                   "start": "2026-12-01T10:00:13+00:00", "end": "2026-12-01T10:00:16+00:00"}],
+}  # fmt: skip
+
+
+def test_journal_becomes_steps_a_fault_window_and_events_on_the_loads_clock() -> None:
+    started = runner._when("2026-12-01T10:00:00+00:00").timestamp()
+    samples = [load.Sample(t / 10, 0.01, True) for t in range(200)]
+    e = runner.experiment("pod-kill", JOURNAL, load_started=started, samples=samples, profile=Profile("t", "test"),
+                          undo_failures=["undo of x failed: boom"])  # fmt: skip
+    assert [(s.phase, s.name, s.status) for s in e.steps] == [
+        ("steady-state-before", "serves", "passed"),
+        ("method", "kill", "passed"),
+        ("steady-state-after", "serves", "failed"),
+        ("rollback", "ready-again", "passed"),
+        ("rollback", "seatrial undo", "error"),
+    ]
+    assert e.fault == (6.0, 7.0)
+    assert [(ev.t, ev.label) for ev in e.events] == [(6.0, "kill"), (13.0, "ready-again")]
+    assert e.status == "error"  # a broken undo: the numbers say nothing
+
+
+def test_experiment_slos_tighten_the_profile_and_reject_unknown_names() -> None:
+    exp = json.loads((EXPERIMENTS / "rolling-restart.json").read_text())
+    assert runner.experiment_slos(exp, Slos()).error_rate == 0
+    with pytest.raises(ConfigError, match="unknown SLO"):
+        runner.experiment_slos({"extensions": [{"name": "seatrial", "slos": {"errorBudget": 0}}]}, Slos())
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.json")), ids=lambda p: p.stem)
+def test_every_experiment_file_is_valid_and_declares_the_undo_control(path: Path) -> None:
+    exp = runner.load_file(path)
+    assert {"title", "description", "tags", "steady-state-hypothesis", "method", "rollbacks"} <= set(exp)
+    assert any(c["provider"].get("module") == "seatrial.chaos.control" for c in exp["controls"])
