@@ -37,6 +37,8 @@ class Sample:
     t: float  # seconds since the load started, when the request was sent
     latency: float  # seconds until it answered or failed
     ok: bool
+    status: int = 0  # HTTP status, 0 when there was no answer
+    error: str = ""  # why it failed, in one line (the exception or the status)
 
 
 @dataclass(frozen=True)
@@ -142,9 +144,9 @@ def write_log(samples: Iterable[Sample], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["t", "latency_s", "ok"])
+        w.writerow(["t", "latency_s", "ok", "status", "error"])
         for s in samples:
-            w.writerow([f"{s.t:.4f}", f"{s.latency:.4f}", int(s.ok)])
+            w.writerow([f"{s.t:.4f}", f"{s.latency:.4f}", int(s.ok), s.status, s.error])
     return path
 
 
@@ -153,6 +155,15 @@ def read_log(path: Path) -> list[Sample]:
     try:
         with path.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
-        return [Sample(float(r["t"]), float(r["latency_s"]), r["ok"] in ("1", "True", "true")) for r in rows]
+        return [
+            Sample(
+                float(r["t"]),
+                float(r["latency_s"]),
+                r["ok"] in ("1", "True", "true"),
+                int(r.get("status") or 0),
+                r.get("error") or "",
+            )
+            for r in rows
+        ]
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: not a seatrial request log (t,latency_s,ok): {exc}") from None

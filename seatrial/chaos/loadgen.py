@@ -82,18 +82,15 @@ class Locust:
 
     def samples(self) -> list[load.Sample]:
         """Every request so far, on the load's clock (seconds since it started)."""
-        return [load.Sample(t - self.started, latency, ok) for t, latency, ok, _ in self.rows()]
-
-    def rows(self) -> list[tuple[float, float, bool, str]]:
-        """(epoch start, latency, ok, error) for each request; a half-written last line is skipped."""
+        out = []
         try:
             with self.log.open(newline="") as fh:
-                out = []
                 for r in csv.DictReader(fh):
-                    try:
-                        out.append((float(r["t"]), float(r["latency_s"]), r["ok"] == "1", r.get("error") or ""))
+                    try:  # a half-written last line is skipped
+                        t, latency, status = float(r["t"]), float(r["latency_s"]), int(r["status"] or 0)
                     except (TypeError, ValueError, KeyError):
                         continue
-                return out
+                    out.append(load.Sample(t - self.started, latency, r["ok"] == "1", status, r.get("error") or ""))
         except OSError:
-            return []
+            pass
+        return out

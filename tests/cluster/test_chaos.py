@@ -7,9 +7,12 @@ the same way. After every run the stack is as it was: replica counts and ready p
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,3 +132,58 @@ def test_chaos_run_alone_passes_then_fails_on_one_replica(where: runner.Where, t
         bad = _chaos_run(where, "pod-kill", tmp_path / "bad")
     assert bad.returncode == 1, (bad.stdout + bad.stderr)[-3000:]
     assert "deviated" in (bad.stdout + bad.stderr + (tmp_path / "bad" / "chaos.log").read_text())
+
+
+def _suite(where: runner.Where, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "suites/chaos", "-p", "no:cacheprovider", "-q",
+         "--kubeconfig", str(where.target.kubeconfig), "--stack-namespace", where.namespace,
+         "--report-dir", str(tmp_path / "reports"), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def test_nox_chaos_suite_writes_the_report_set(where: runner.Where, tmp_path: Path) -> None:
+    """What ``nox -s chaos`` runs, for one experiment: verdict, JUnit (a case per step and one for
+    the SLOs), allure with the timeline and the journal, summary, the request log."""
+    from junitparser import JUnitXml
+
+    proc = _suite(where, tmp_path, "-k", "pod-kill")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out[-3000:]
+    run_dir = (tmp_path / "reports" / "latest").resolve()
+    doc = json.loads((run_dir / "verdict.json").read_text())
+    assert doc["verdict"] == "pass" and doc["run"]["kind"] == "chaos"
+    [exp] = doc["experiments"]
+    assert exp["name"] == "pod-kill" and exp["status"] == "passed"
+    assert [s["phase"] for s in exp["steps"]].count("method") == 1
+    assert exp["load"]["fromFault"]["requests"] > 50
+    cases = [c.name for suite in JUnitXml.fromfile(str(run_dir / "junit.xml")) for c in suite]
+    assert any("kill-one-gateway-pod" in c for c in cases) and any("SLOs under load" in c for c in cases)
+    allure = "".join(p.read_text(errors="replace") for p in (run_dir / "allure-results").glob("*-result.json"))
+    assert "timeline" in allure and "journal" in allure
+    assert (run_dir / "experiments" / "pod-kill" / "requests.csv").read_text().startswith("t,latency_s,ok,status")
+    assert "pod-kill | passed" in (run_dir / "summary.md").read_text()
+
+
+def test_ctrl_c_during_a_rollout_leaves_the_stack_whole(where: runner.Where, tmp_path: Path) -> None:
+    """SIGINT while the gateway is half rolled out: the undo waits for the rollout, the stack ends
+    as it began (replica counts, every pod ready, none terminating), and the run says interrupted."""
+    replicas = _replicas(where)
+    proc = _suite(where, tmp_path, "-k", "rolling-restart")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until the restart has begun
+        obj = workloads.read(where.api, "Deployment", "gateway", where.namespace)
+        annotations = obj["spec"]["template"]["metadata"].get("annotations") or {}
+        if annotations.get(workloads.RESTARTED_AT) and not workloads.rolled_out(obj | {"kind": "Deployment"}):
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the rolling restart never started")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0, out[-3000:]
+    assert "Interrupted" in out or "KeyboardInterrupt" in out, out[-3000:]
+    workloads.wait_rolled_out(where.api, "Deployment", "gateway", where.namespace, timeout=5, settled=True)
+    assert _replicas(where) == replicas
