@@ -75,6 +75,8 @@ def main() -> None:
     redis = Redis(redis_host, int(os.environ.get("REDIS_PORT", "6379")), read_secret("REDIS_PASSWORD"))
     cache_ttl = int(os.environ.get("CACHE_TTL_SECONDS", "300"))
     upstream_timeout = env_float("UPSTREAM_TIMEOUT_SECONDS", 30)
+    # a replica that died without a word never answers a SYN: give up on it fast, try the next
+    upstream_connect_timeout = env_float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", 1)
     attempts = int(os.environ.get("UPSTREAM_ATTEMPTS", "3"))
     svc = Service("gateway", int(os.environ.get("PORT", "8080")))
     m = svc.metrics
@@ -131,7 +133,13 @@ def main() -> None:
             last = "no inference replica is registered for this model"
             for url in backends.urls(model)[:attempts]:
                 try:
-                    status, answer = http_json("POST", f"{url}/v1/chat/completions", body, timeout=upstream_timeout)
+                    status, answer = http_json(
+                        "POST",
+                        f"{url}/v1/chat/completions",
+                        body,
+                        timeout=upstream_timeout,
+                        connect_timeout=upstream_connect_timeout,
+                    )
                 except OSError as exc:
                     last = f"{url}: {exc}"
                     backends.forget(model)

@@ -14,11 +14,14 @@ Every provider takes Chaos Toolkit's ``configuration``: ``namespace`` (the stack
 
 from __future__ import annotations
 
+import base64
 import os
 import random
+import socket
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +114,54 @@ def wait_ready(kind: str, name: str, timeout: float = 180.0, configuration: Conf
 
 
 # ---- probes --------------------------------------------------------------------------------
+def _redis(api: client.ApiClient, namespace: str, service: str, secret: str, *command: str) -> str | None:
+    """One Redis command through the Service, authenticated with the stack's password: the
+    smallest RESP client that does (AUTH, then the command; bulk strings and simple replies)."""
+    name, key = secret.split("/")
+    core = client.CoreV1Api(api)
+    with kube.translate(f"reading Service {service} and Secret {name} in {namespace}"):
+        ip = kube.as_dict(core.read_namespaced_service(service, namespace))["spec"]["clusterIP"]
+        password = base64.b64decode((core.read_namespaced_secret(name, namespace).data or {})[key]).decode()
+
+    def encode(*words: str) -> bytes:
+        return f"*{len(words)}\r\n".encode() + b"".join(f"${len(w.encode())}\r\n{w}\r\n".encode() for w in words)
+
+    with socket.create_connection((ip, 6379), timeout=5) as sock, sock.makefile("rb") as replies:
+        sock.sendall(encode("AUTH", password) + encode(*command))
+        answers: list[str | None] = []
+        for _ in range(2):
+            line = replies.readline().decode().rstrip("\r\n")
+            if line.startswith("-"):
+                raise ConnectionError(f"redis answered {line[1:80]}")
+            if line.startswith("$"):
+                size = int(line[1:])
+                answers.append(None if size < 0 else replies.read(size + 2)[:-2].decode())
+            else:
+                answers.append(line[1:])
+        return answers[1]
+
+
+def cache_keeps_data(
+    service: str = "redis",
+    secret: str = "stack-secrets/redis-password",  # noqa: S107 - a Secret's name/key, not a password
+    configuration: Configuration = None,
+) -> bool:
+    """Before the fault: write a marker of this run into the cache (and register its removal).
+    After: is it still there? A cache on a volume keeps it across a pod's death; one whose data
+    lives in the container loses it."""
+    ns, api = _namespace(configuration), _api(configuration)
+    book = ledger.current()
+    book.allow(ns, f"write a marker into {service}")
+    key = f"seatrial:marker:{book.run_id}"
+    if key not in book.notes:
+        book.will(f"remove {key} from {service}", lambda: _redis(api, ns, service, secret, "DEL", key))
+        book.notes[key] = uuid.uuid4().hex
+        _redis(api, ns, service, secret, "SET", key, book.notes[key])
+        time.sleep(1.5)  # appendfsync everysec: on disk within a second
+        return True
+    return _redis(api, ns, service, secret, "GET", key) == book.notes[key]
+
+
 def rolled_out(kind: str, name: str, within: float = 0.0, configuration: Configuration = None) -> bool:
     """Every pod of the workload's current revision is ready, as many as it wants — now, or
     within ``within`` seconds (after a fault: the recovery budget)."""

@@ -52,6 +52,7 @@ class Ledger:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     undos: list[Undo] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # what a probe saw before the fault, for after
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def allow(self, namespace: str, what: str) -> None:

@@ -27,8 +27,10 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 class Locust:
     """``with Locust(target, users=10, log=path) as lg:`` — headless locust until the block ends."""
 
-    def __init__(self, target: LoadTarget, *, users: int, log: Path, spawn_rate: float | None = None) -> None:
-        self.target, self.users, self.log = target, users, log
+    def __init__(
+        self, target: LoadTarget, *, users: int, log: Path, spawn_rate: float | None = None, prompts: int = 200
+    ) -> None:
+        self.target, self.users, self.log, self.prompts = target, users, log, prompts
         self.spawn_rate = spawn_rate or float(users)
         self.started = 0.0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -41,6 +43,7 @@ class Locust:
             "SEATRIAL_LOAD_LOG": str(self.log),
             "SEATRIAL_LOAD_PATH": parts.path or "/",
             "SEATRIAL_LOAD_TOKEN": self.target.token,
+            "SEATRIAL_LOAD_PROMPTS": str(self.prompts),
         }
         args = [
             sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",

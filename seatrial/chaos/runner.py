@@ -25,7 +25,7 @@ from seatrial import kube, load, report
 from seatrial.chaos import ledger
 from seatrial.chaos.loadgen import Locust
 from seatrial.chaos.target import load_target
-from seatrial.errors import ConfigError
+from seatrial.errors import ConfigError, reject_unknown
 from seatrial.profile import Profile, Slos
 
 SETTINGS = {"runtime": {"rollbacks": {"strategy": "always"}}}
@@ -80,7 +80,8 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 5.0) -> report
     book = ledger.begin({where.namespace, *where.profile.namespaces})
     quiet = logging.getLogger("chaostoolkit")
     quiet.setLevel(logging.WARNING)
-    with Locust(target, users=where.profile.load.users, log=workdir / "requests.csv") as lg:
+    prompts = int(extension(exp).get("load", {}).get("prompts", 200))
+    with Locust(target, users=where.profile.load.users, log=workdir / "requests.csv", prompts=prompts) as lg:
         lg.wait_for_requests()
         try:
             journal: dict[str, Any] = run_experiment(
@@ -150,18 +151,29 @@ def steps(journal: Mapping[str, Any], undo_failures: Iterable[str] = ()) -> list
 SLO_FIELDS = {"errorRate": "error_rate", "p99Ms": "p99_ms", "recoverySeconds": "recovery_seconds"}
 
 
-def experiment_slos(exp: Mapping[str, Any], slos: Slos) -> Slos:
-    """The profile's SLOs, tightened where the file's ``seatrial`` extension says so (a rolling
-    restart's budget is zero failed requests, whatever the profile allows a pod kill)."""
+EXTENSION_FIELDS = {"name", "slos", "load"}
+LOAD_FIELDS = {"prompts"}
+
+
+def extension(exp: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's ``seatrial`` extension (Chaos Toolkit's place for a tool's own settings):
+    ``slos`` to tighten the profile's for this experiment, ``load.prompts`` for how many distinct
+    prompts locust sends (the cache's hit ratio). Unknown fields are errors, before anything acts."""
     for ext in exp.get("extensions") or []:
         if isinstance(ext, Mapping) and ext.get("name") == "seatrial":
-            given = ext.get("slos") or {}
-            unknown = set(given) - set(SLO_FIELDS)
-            if unknown:
-                raise ConfigError(f"experiment {exp.get('title')}: unknown SLO(s) {', '.join(sorted(unknown))}",
-                                  hint=f"known: {', '.join(SLO_FIELDS)}")  # fmt: skip
-            slos = dataclasses.replace(slos, **{SLO_FIELDS[k]: float(v) for k, v in given.items()})
-    return slos
+            where = f"experiment {exp.get('title')}: seatrial extension"
+            reject_unknown(ext, EXTENSION_FIELDS, where)
+            reject_unknown(ext.get("slos") or {}, set(SLO_FIELDS), f"{where} slos")
+            reject_unknown(ext.get("load") or {}, LOAD_FIELDS, f"{where} load")
+            return dict(ext)
+    return {}
+
+
+def experiment_slos(exp: Mapping[str, Any], slos: Slos) -> Slos:
+    """The profile's SLOs, tightened where the file's extension says so (a rolling restart's
+    budget is zero failed requests, whatever the profile allows a pod kill)."""
+    given = extension(exp).get("slos") or {}
+    return dataclasses.replace(slos, **{SLO_FIELDS[k]: float(v) for k, v in given.items()})
 
 
 def experiment(

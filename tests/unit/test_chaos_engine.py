@@ -82,8 +82,10 @@ def test_journal_becomes_steps_a_fault_window_and_events_on_the_loads_clock() ->
 def test_experiment_slos_tighten_the_profile_and_reject_unknown_names() -> None:
     exp = json.loads((EXPERIMENTS / "rolling-restart.json").read_text())
     assert runner.experiment_slos(exp, Slos()).error_rate == 0
-    with pytest.raises(ConfigError, match="unknown SLO"):
+    with pytest.raises(ConfigError, match="seatrial extension slos: unknown field 'errorBudget'"):
         runner.experiment_slos({"extensions": [{"name": "seatrial", "slos": {"errorBudget": 0}}]}, Slos())
+    with pytest.raises(ConfigError, match="did you mean 'load'"):
+        runner.extension({"extensions": [{"name": "seatrial", "loads": {}}]})
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.json")), ids=lambda p: p.stem)
