@@ -59,6 +59,7 @@ def _stack_rows(cluster: LocalCluster) -> list[Row]:
     done = st.deploy(stack.overlay_dir("local"), timeout=300, cleanup_on_failure=True)
     rows = [("reference stack: deploy until every workload is ready", f"{done.seconds:.1f} s", "overlay local")]
     rows += _conformance_rows(cluster, done.namespace)
+    rows += _chaos_rows(cluster, done.namespace)
     t0 = time.monotonic()
     st.delete(done.namespace, quiet=True)
     rows.append(("reference stack: delete (namespace gone, volumes recycled)", f"{time.monotonic() - t0:.1f} s", ""))
@@ -89,6 +90,30 @@ def _conformance_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
             f"failed: {', '.join(failed) or 'none'}",
         ),
     ]
+
+
+def _chaos_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
+    """Each experiment under load: its wall time, and what it costs beyond its fault window (load
+    warm-up, steady-state probes, waiting for recovery, the tail that records it)."""
+    from seatrial import kube, profile
+    from seatrial.chaos import runner
+
+    where = runner.Where(kube.api_client(cluster.target()), cluster.target(), namespace, profile.load(None))
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="seatrial-bench-chaos-") as scratch:
+        for path in sorted(runner.EXPERIMENTS.glob("*.json")):
+            t0 = time.monotonic()
+            e = runner.run(path, where, Path(scratch) / path.stem)
+            wall = time.monotonic() - t0
+            window = (e.fault[1] - e.fault[0]) if e.fault else 0.0
+            rows.append(
+                (
+                    f"chaos {path.stem}: wall time ({e.overall.requests} requests, {e.status})",
+                    f"{wall:.1f} s",
+                    f"beyond the fault window: {wall - window:.1f} s (goal ≤ 15 s)",
+                )
+            )
+    return rows
 
 
 def _measure(

@@ -93,11 +93,10 @@ def main() -> None:
     def readyz(_r: Request) -> tuple[int, Any]:
         if svc.draining.is_set():
             return 503, {"status": "draining"}
+        # Not Redis: the cache is optional (a miss goes to inference), and a readiness probe on a
+        # shared dependency turns its outage into every replica leaving the Service at once
+        # (found by the cache-restart experiment).
         problems = []
-        try:
-            redis.command("PING")
-        except Exception as exc:
-            problems.append(f"redis: {exc}")
         try:
             status, _ = http_json("GET", f"{hub}/healthz", timeout=1.0)
             if status != 200:

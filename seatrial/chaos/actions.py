@@ -15,9 +15,11 @@ Every provider takes Chaos Toolkit's ``configuration``: ``namespace`` (the stack
 from __future__ import annotations
 
 import base64
+import json
 import os
 import random
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -91,6 +93,52 @@ def kill_pods(
     return victims
 
 
+def take_down(
+    kind: str,
+    name: str,
+    *,
+    count: int = 1,
+    seconds: float = 20.0,
+    timeout: float = 300.0,
+    configuration: Configuration = None,
+) -> int:
+    """Take ``count`` replicas of a workload away for ``seconds`` (a StatefulSet loses its highest
+    ordinals: for etcd, members), then give them back and wait until it is whole. The original
+    replica count is written on the object first (annotation ``seatrial.dev/original``, label
+    ``seatrial.dev/run``), and giving it back is the undo, so an interrupt restores it too.
+    Returns the replicas it ran with meanwhile."""
+    ns, api = _namespace(configuration), _api(configuration)
+    book = ledger.current()
+    book.allow(ns, f"take {count} replica(s) of {kind}/{name} down")
+    apps = client.AppsV1Api(api)
+    patch = apps.patch_namespaced_deployment if kind == "Deployment" else apps.patch_namespaced_stateful_set
+    original = int((workloads.read(api, kind, name, ns).get("spec") or {}).get("replicas", 1))
+
+    def restore() -> None:
+        body = {
+            "metadata": {"labels": {ledger.RUN_LABEL: None}, "annotations": {ledger.ORIGINAL_ANNOTATION: None}},
+            "spec": {"replicas": original},
+        }
+        with kube.translate(f"restoring {kind}/{name} to {original} replicas"):
+            patch(name, ns, body)
+        workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
+
+    book.will(f"{kind}/{name} back to {original} replicas", restore)
+    left = max(0, original - count)
+    mark = {
+        "metadata": {
+            "labels": {ledger.RUN_LABEL: book.run_id},
+            "annotations": {ledger.ORIGINAL_ANNOTATION: json.dumps({"replicas": original})},
+        },
+        "spec": {"replicas": left},
+    }
+    with kube.translate(f"scaling {kind}/{name} to {left}"):
+        patch(name, ns, mark)
+    time.sleep(seconds)
+    restore()
+    return left
+
+
 def rolling_restart(kind: str, name: str, timeout: float = 300.0, configuration: Configuration = None) -> float:
     """Restart a workload as ``kubectl rollout restart`` does and wait until it is rolled out;
     returns the seconds the rollout took (ROLL-008 uses the same code)."""
@@ -141,6 +189,35 @@ def _redis(api: client.ApiClient, namespace: str, service: str, secret: str, *co
         return answers[1]
 
 
+def _etcd(ip: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://{ip}:2379{path}", data=data, method="POST" if data else "GET")
+    with urllib.request.urlopen(req, timeout=2) as resp:  # noqa: S310 - a pod of the stack
+        answer: dict[str, Any] = json.loads(resp.read())
+        return answer
+
+
+def quorum_whole(name: str = "etcd", configuration: Configuration = None) -> bool:
+    """Every pod of the etcd StatefulSet ``name`` answers healthy, and each one's member list has
+    as many started members as the StatefulSet wants: a member that died has rejoined."""
+    ns, api = _namespace(configuration), _api(configuration)
+    want = int((workloads.read(api, "StatefulSet", name, ns).get("spec") or {}).get("replicas", 1))
+    found = workloads.pods(api, "StatefulSet", name, ns)
+    ips = [(p.get("status") or {}).get("podIP") for p in found]
+    if len(ips) != want or not all(ips):
+        return False
+    try:
+        for ip in ips:
+            if _etcd(str(ip), "/health").get("health") != "true":
+                return False
+            members = _etcd(str(ip), "/v3/cluster/member/list", {}).get("members") or []
+            if len([m for m in members if m.get("name")]) != want:
+                return False
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def cache_keeps_data(
     service: str = "redis",
     secret: str = "stack-secrets/redis-password",  # noqa: S107 - a Secret's name/key, not a password
@@ -175,18 +252,49 @@ def rolled_out(kind: str, name: str, within: float = 0.0, configuration: Configu
         time.sleep(0.5)
 
 
-def error_rate(seconds: float = 5.0, timeout: float = 5.0, configuration: Configuration = None) -> float:
-    """Failed share of requests sent one after another through the front door for ``seconds``:
-    the steady state "it serves" with a number a tolerance can judge (e.g. ``[0, 0.01]``)."""
-    target = _target(_api(configuration), configuration)
-    sent = failed = 0
+def error_rate(
+    seconds: float = 5.0,
+    *,
+    timeout: float = 2.0,
+    service: str | None = None,
+    port: int | None = None,
+    path: str | None = None,
+    concurrency: int = 4,
+    configuration: Configuration = None,
+) -> float:
+    """Failed share of requests sent by ``concurrency`` clients for ``seconds`` (each request
+    failing after ``timeout``, the latency no user should wait): the steady state "it serves" as
+    a number a tolerance can judge (e.g. ``[0, 0.01]``). Several clients, so a gap of a second
+    right after a fault is seen even without seatrial's locust load. By default through the front
+    door with its key; ``service``/``port``/``path`` aim it at another Service of the stack (a
+    GET, no key), e.g. the hub's registry while its etcd loses a member."""
+    api = _api(configuration)
+    if service is None:
+        target = _target(api, configuration)
+    else:
+        spec = Load(service=service, port=port or 80, path=path or "/", auth_secret=None)
+        target = load_target(api, _namespace(configuration), spec)
+    counts = [0, 0]  # sent, failed
+    lock = threading.Lock()
     end = time.monotonic() + seconds
-    while time.monotonic() < end or sent == 0:
-        sent += 1
-        try:
-            with urllib.request.urlopen(load.request(target.url, target.headers), timeout=timeout) as resp:  # noqa: S310
-                resp.read()
-        except (OSError, urllib.error.URLError):
-            failed += 1
-            time.sleep(0.1)
-    return failed / sent
+
+    def client_loop() -> None:
+        while time.monotonic() < end:
+            try:
+                with urllib.request.urlopen(load.request(target.url, target.headers), timeout=timeout) as resp:  # noqa: S310
+                    resp.read()
+                ok = True
+            except (OSError, urllib.error.URLError):
+                ok = False
+            with lock:
+                counts[0] += 1
+                counts[1] += not ok
+            if not ok:
+                time.sleep(0.05)
+
+    workers = [threading.Thread(target=client_loop, daemon=True) for _ in range(max(1, concurrency))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return counts[1] / counts[0] if counts[0] else 1.0

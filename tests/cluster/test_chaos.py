@@ -22,7 +22,7 @@ import pytest
 from kubernetes import client
 
 from seatrial import kube, profile, workloads
-from seatrial.chaos import runner
+from seatrial.chaos import actions, runner
 from seatrial.stack import Deployed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +37,7 @@ def where(api: client.ApiClient, kube_target: kube.Target, reference_stack: Depl
 def _replicas(where: runner.Where) -> dict[str, int]:
     out = {}
     for kind, name in (
+        ("StatefulSet", "etcd"),
         ("Deployment", "gateway"),
         ("Deployment", "hub"),
         ("StatefulSet", "inference"),
@@ -105,6 +106,39 @@ def _cache_in_the_container(redis: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 NO_VOLUME: Weakness = ("StatefulSet", "redis", _cache_in_the_container, None)
+ONE_ETCD: Weakness = ("StatefulSet", "etcd", {}, None)  # see one_member_etcd
+
+
+def _fresh_etcd(where: runner.Where, spec: dict[str, Any]) -> None:
+    """Replace the etcd StatefulSet's spec and start its members on empty volumes (a member's
+    data names its cluster: a one-member etcd cannot start on a three-member data dir)."""
+    apps, core, ns = client.AppsV1Api(where.api), client.CoreV1Api(where.api), where.namespace
+    apps.patch_namespaced_stateful_set("etcd", ns, {"spec": {"replicas": 0}})
+    kube.wait_for("etcd pods gone", lambda: not workloads.pods(where.api, "StatefulSet", "etcd", ns, terminating=True),
+                  timeout=120, interval=0.5)  # fmt: skip
+    for pvc in core.list_namespaced_persistent_volume_claim(ns).items:
+        if pvc.metadata.name.startswith("data-etcd-"):
+            core.delete_namespaced_persistent_volume_claim(pvc.metadata.name, ns)
+    current = kube.as_dict(apps.read_namespaced_stateful_set("etcd", ns))
+    apps.replace_namespaced_stateful_set("etcd", ns, {**current, "spec": spec})
+    workloads.wait_rolled_out(where.api, "StatefulSet", "etcd", ns, timeout=180, settled=True)
+    ok = {"namespace": ns, "kubeconfig": str(where.target.kubeconfig)}
+    kube.wait_for("the front door to serve again", lambda: actions.error_rate(2, configuration=ok) == 0,
+                  timeout=120, interval=1)  # fmt: skip
+
+
+@contextmanager
+def one_member_etcd(where: runner.Where) -> Iterator[None]:
+    before = kube.as_dict(client.AppsV1Api(where.api).read_namespaced_stateful_set("etcd", where.namespace))["spec"]
+    args = [a for a in before["template"]["spec"]["containers"][0]["args"] if not a.startswith("--initial-cluster=")]
+    single = json.loads(json.dumps(before))
+    single["replicas"] = 1
+    single["template"]["spec"]["containers"][0]["args"] = [*args, "--initial-cluster=etcd-0=http://etcd-0.etcd:2380"]
+    try:
+        _fresh_etcd(where, single)
+        yield
+    finally:
+        _fresh_etcd(where, before)
 
 
 def _chaos_run(where: runner.Where, name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -127,8 +161,9 @@ def _chaos_run(where: runner.Where, name: str, tmp_path: Path) -> subprocess.Com
         ("rolling-restart", NO_DRAIN, "error rate"),
         ("inference-kill", ONE_INFERENCE, "error rate"),
         ("cache-restart", NO_VOLUME, "steady state not met after the fault: cache-keeps-its-data"),
+        ("etcd-member-loss", ONE_ETCD, "error rate"),
     ],
-    ids=["pod-kill", "burst-kill", "rolling-restart", "inference-kill", "cache-restart"],
+    ids=["pod-kill", "burst-kill", "rolling-restart", "inference-kill", "cache-restart", "etcd-member-loss"],
 )
 def test_experiment_passes_on_the_reference_and_fails_when_weakened(
     where: runner.Where, tmp_path: Path, name: str, weakness: Weakness, says: str
@@ -139,7 +174,7 @@ def test_experiment_passes_on_the_reference_and_fails_when_weakened(
     assert good.overall.requests > 100 and good.fault is not None
     assert _replicas(where) == replicas
 
-    with weakened(where, weakness):
+    with one_member_etcd(where) if weakness is ONE_ETCD else weakened(where, weakness):
         bad = runner.run(EXPERIMENTS / f"{name}.json", where, tmp_path / "bad")
     assert bad.status == "failed", f"{name} on the weakened stack: {bad.status} {bad.violations()} {bad.steps}"
     cause = "; ".join(bad.violations())
