@@ -94,36 +94,19 @@ def kill_pods(
 
 
 def take_down(
-    kind: str,
-    name: str,
-    *,
-    count: int = 1,
-    seconds: float = 20.0,
-    timeout: float = 300.0,
-    configuration: Configuration = None,
+    kind: str, name: str, *, count: int = 1, timeout: float = 300.0, configuration: Configuration = None
 ) -> int:
-    """Take ``count`` replicas of a workload away for ``seconds`` (a StatefulSet loses its highest
-    ordinals: for etcd, members), then give them back and wait until it is whole. The original
-    replica count is written on the object first (annotation ``seatrial.dev/original``, label
-    ``seatrial.dev/run``), and giving it back is the undo, so an interrupt restores it too.
-    Returns the replicas it ran with meanwhile."""
+    """Take ``count`` replicas of a workload away (a StatefulSet loses its highest ordinals: for
+    etcd, members) and leave them away: the steady state after is checked while they are gone.
+    The original replica count is written on the object first (annotation ``seatrial.dev/original``,
+    label ``seatrial.dev/run``); giving them back (``give_back``) is registered as the undo before
+    the change, so an interrupt restores it too. Returns the replicas left running."""
     ns, api = _namespace(configuration), _api(configuration)
     book = ledger.current()
     book.allow(ns, f"take {count} replica(s) of {kind}/{name} down")
-    apps = client.AppsV1Api(api)
-    patch = apps.patch_namespaced_deployment if kind == "Deployment" else apps.patch_namespaced_stateful_set
     original = int((workloads.read(api, kind, name, ns).get("spec") or {}).get("replicas", 1))
-
-    def restore() -> None:
-        body = {
-            "metadata": {"labels": {ledger.RUN_LABEL: None}, "annotations": {ledger.ORIGINAL_ANNOTATION: None}},
-            "spec": {"replicas": original},
-        }
-        with kube.translate(f"restoring {kind}/{name} to {original} replicas"):
-            patch(name, ns, body)
-        workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
-
-    book.will(f"{kind}/{name} back to {original} replicas", restore)
+    book.will(f"{kind}/{name} back to {original} replicas",
+              lambda: give_back(kind, name, timeout=timeout, configuration=configuration))  # fmt: skip
     left = max(0, original - count)
     mark = {
         "metadata": {
@@ -132,11 +115,40 @@ def take_down(
         },
         "spec": {"replicas": left},
     }
-    with kube.translate(f"scaling {kind}/{name} to {left}"):
-        patch(name, ns, mark)
-    time.sleep(seconds)
-    restore()
+    _patch(api, kind, name, ns, mark)
+    workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
     return left
+
+
+def give_back(
+    kind: str, name: str, *, quorum: bool = False, timeout: float = 300.0, configuration: Configuration = None
+) -> float:
+    """Restore the replica count ``take_down`` wrote on the object, remove its marks, and wait
+    until the workload is whole (and, with ``quorum``, until every etcd member lists them all).
+    Does nothing to an object seatrial did not mark. Returns the seconds it took."""
+    ns, api = _namespace(configuration), _api(configuration)
+    ledger.current().allow(ns, f"give {kind}/{name} its replicas back")
+    started = time.monotonic()
+    meta = workloads.read(api, kind, name, ns).get("metadata") or {}
+    saved = (meta.get("annotations") or {}).get(ledger.ORIGINAL_ANNOTATION)
+    if saved:
+        body = {
+            "metadata": {"labels": {ledger.RUN_LABEL: None}, "annotations": {ledger.ORIGINAL_ANNOTATION: None}},
+            "spec": {"replicas": int(json.loads(saved)["replicas"])},
+        }
+        _patch(api, kind, name, ns, body)
+    workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
+    if quorum:
+        kube.wait_for(f"every member of {name} to list them all", lambda: quorum_whole(name, configuration),
+                      timeout=timeout, interval=1)  # fmt: skip
+    return time.monotonic() - started
+
+
+def _patch(api: client.ApiClient, kind: str, name: str, ns: str, body: dict[str, Any]) -> None:
+    apps = client.AppsV1Api(api)
+    patch = apps.patch_namespaced_deployment if kind == "Deployment" else apps.patch_namespaced_stateful_set
+    with kube.translate(f"patching {kind}/{name} in {ns}"):
+        patch(name, ns, body)
 
 
 def rolling_restart(kind: str, name: str, timeout: float = 300.0, configuration: Configuration = None) -> float:
