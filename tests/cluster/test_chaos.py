@@ -130,6 +130,8 @@ def _fresh_etcd(where: runner.Where, spec: dict[str, Any]) -> None:
     current = kube.as_dict(apps.read_namespaced_stateful_set("etcd", ns))
     apps.replace_namespaced_stateful_set("etcd", ns, {**current, "spec": spec})
     workloads.wait_rolled_out(where.api, "StatefulSet", "etcd", ns, timeout=180, settled=True)
+    # the hub's readiness follows etcd's health: it is back in the Service only once etcd is
+    workloads.wait_rolled_out(where.api, "Deployment", "hub", ns, timeout=120, settled=True)
     ok = {"namespace": ns, "kubeconfig": str(where.target.kubeconfig)}
     kube.wait_for("the front door to serve again", lambda: actions.error_rate(2, configuration=ok) == 0,
                   timeout=120, interval=1)  # fmt: skip
