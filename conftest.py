@@ -34,4 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="lowest severity that fails the run; findings below it are reported (default: high)",
     )
     group.addoption("--waivers", default=None, help="waivers YAML (default: waivers.yaml in the repo, if present)")
+    group.addoption(
+        "--load-workers",
+        type=int,
+        default=None,
+        help="chaos load from a locust master and N worker pods in the cluster (default: the profile's load.workers)",
+    )
     group.addoption("--report-dir", default=None, help="where runs write their reports (default: reports/)")

@@ -39,6 +39,7 @@ class Sample:
     ok: bool
     status: int = 0  # HTTP status, 0 when there was no answer
     error: str = ""  # why it failed, in one line (the exception or the status)
+    port: int = 0  # the client's local port: which connection, to match with the server's logs
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,9 @@ def write_log(samples: Iterable[Sample], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["t", "latency_s", "ok", "status", "error"])
+        w.writerow(["t", "latency_s", "ok", "status", "error", "port"])
         for s in samples:
-            w.writerow([f"{s.t:.4f}", f"{s.latency:.4f}", int(s.ok), s.status, s.error])
+            w.writerow([f"{s.t:.4f}", f"{s.latency:.4f}", int(s.ok), s.status, s.error, s.port])
     return path
 
 
@@ -162,6 +163,7 @@ def read_log(path: Path) -> list[Sample]:
                 r["ok"] in ("1", "True", "true"),
                 int(r.get("status") or 0),
                 r.get("error") or "",
+                int(r.get("port") or 0),
             )
             for r in rows
         ]

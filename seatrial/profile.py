@@ -21,7 +21,7 @@ from seatrial.errors import ConfigError, reject_unknown, yaml_problem
 FIELDS = {"kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds", "rollout"}
 WORKLOAD_FIELDS = {"kind", "name", "role"}
 SLO_FIELDS = {"errorRate", "p99Ms", "recoverySeconds"}
-LOAD_FIELDS = {"service", "port", "path", "users", "authSecret"}
+LOAD_FIELDS = {"service", "port", "path", "users", "spawnRate", "workers", "image", "authSecret"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class Load:
     port: int = 80
     path: str = "/v1/chat/completions"
     users: int = 10
+    spawn_rate: float = 0.0  # users started per second; 0: all at once
+    workers: int = 0  # 0: locust runs here; N: a master and N workers run as pods in the cluster
+    image: str = ""  # the pods' image (python3 -m locust, this version); "": built locally
     auth_secret: str | None = None  # "secret-name/key": sent as a Bearer token
 
 
@@ -107,8 +110,13 @@ def parse(doc: Any, source: str) -> Profile:
         port=int(_number(ld.get("port", 80), f"{source}: load.port")),
         path=str(ld.get("path", "/v1/chat/completions")),
         users=int(_number(ld.get("users", 10), f"{source}: load.users")),
+        spawn_rate=_number(ld.get("spawnRate", 0), f"{source}: load.spawnRate", positive=False),
+        workers=int(_number(ld.get("workers", 0), f"{source}: load.workers", positive=False)),
+        image=str(ld.get("image") or ""),
         auth_secret=_secret_ref(ld.get("authSecret"), f"{source}: load.authSecret"),
     )
+    if load.workers < 0 or load.workers != ld.get("workers", 0) or load.spawn_rate < 0:
+        raise ConfigError(f"{source}: load.workers must be a whole number >= 0 and load.spawnRate >= 0")
     rollout = doc.get("rollout")
     if rollout is not None and (not isinstance(rollout, str) or not rollout.startswith("Deployment/")):
         raise ConfigError(f"{source}: rollout must name a Deployment as Deployment/<name>, got {rollout!r}")

@@ -22,6 +22,10 @@ from seatrial.chaos.target import LoadTarget
 from seatrial.errors import ClusterError
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+# The locustfile's own constants (it runs alone in a pod, importing nothing of seatrial's, and
+# importing it here would let gevent patch this process); a unit test keeps the two the same.
+HEADER = ["t", "latency_s", "ok", "status", "error", "port"]
+ROW_MARK = "SEATRIAL-ROW "
 
 
 class Locust:
@@ -91,9 +95,11 @@ class Locust:
                 for r in csv.DictReader(fh):
                     try:  # a half-written last line is skipped
                         t, latency, status = float(r["t"]), float(r["latency_s"]), int(r["status"] or 0)
+                        port = int(r.get("port") or 0)
                     except (TypeError, ValueError, KeyError):
                         continue
-                    out.append(load.Sample(t - self.started, latency, r["ok"] == "1", status, r.get("error") or ""))
+                    ok, error = r["ok"] == "1", r.get("error") or ""
+                    out.append(load.Sample(t - self.started, latency, ok, status, error, port))
         except OSError:
             pass
         return out

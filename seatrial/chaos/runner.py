@@ -17,16 +17,19 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 
 from seatrial import kube, load, report
 from seatrial.chaos import ledger
 from seatrial.chaos.loadgen import Locust
-from seatrial.chaos.target import load_target
+from seatrial.chaos.target import LoadTarget, load_target
 from seatrial.errors import ConfigError, reject_unknown
 from seatrial.profile import Profile, Slos
+
+if TYPE_CHECKING:
+    from seatrial.cluster.local import LocalCluster
 
 SETTINGS = {"runtime": {"rollbacks": {"strategy": "always"}}}
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -57,6 +60,22 @@ class Where:
     target: kube.Target
     namespace: str
     profile: Profile
+    local: LocalCluster | None = None  # the local cluster, which gets its images from here
+
+    def locust_image(self) -> str:
+        """The distributed load's image: the profile's, else on the local cluster one built here
+        and imported into its nodes, else locust's own image of the version this process runs."""
+        if self.profile.load.image:
+            return self.profile.load.image
+        if self.local is not None:
+            from seatrial.cluster import images
+
+            img = images.locust_image()
+            self.local.ensure_images([img])
+            return img.ref
+        from importlib.metadata import version
+
+        return f"docker.io/locustio/locust:{version('locust')}"
 
     def configuration(self) -> dict[str, Any]:
         ld = self.profile.load
@@ -81,7 +100,7 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 5.0) -> report
     quiet = logging.getLogger("chaostoolkit")
     quiet.setLevel(logging.WARNING)
     prompts = int(extension(exp).get("load", {}).get("prompts", 200))
-    with Locust(target, users=where.profile.load.users, log=workdir / "requests.csv", prompts=prompts) as lg:
+    with _load(where, target, workdir / "requests.csv", prompts) as lg:
         lg.wait_for_requests()
         try:
             journal: dict[str, Any] = run_experiment(
@@ -109,6 +128,28 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 5.0) -> report
     if journal.get("status") == "interrupted":
         raise KeyboardInterrupt  # undone above; now let the caller stop as Ctrl-C asked
     return result
+
+
+def _load(where: Where, target: LoadTarget, log: Path, prompts: int) -> Locust:
+    """Locust here, or a master and ``load.workers`` workers in the cluster."""
+    ld = where.profile.load
+    rate = ld.spawn_rate or None
+    if ld.workers <= 0:
+        return Locust(target, users=ld.users, log=log, spawn_rate=rate, prompts=prompts)
+    from seatrial.chaos.distributed import ClusterLocust
+
+    return ClusterLocust(
+        target,
+        users=ld.users,
+        log=log,
+        api=where.api,
+        namespace=where.namespace,
+        workers=ld.workers,
+        image=where.locust_image(),
+        auth_secret=ld.auth_secret,
+        spawn_rate=rate,
+        prompts=prompts,
+    )
 
 
 def _when(stamp: object) -> dt.datetime:

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Callable
@@ -244,39 +245,81 @@ def _tree_digest(src: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def stack_image(apps: Path, root: Path | None = None) -> Image:
-    """The reference stack's services: one layer of ``apps/stack`` on top of the Python base, so a
-    code change rebuilds (and re-imports) a few kilobytes, not the base."""
+def _layer(
+    name: str, ref: str, recipe: str, add: Callable[[Path, Path], None], *, config: list[str], root: Path | None
+) -> Image:
+    """One layer on top of the Python base: ``add(rootfs, log)`` puts files in, ``config`` sets
+    the environment. A change rebuilds (and re-imports) only this layer, not the base."""
     base = python_image(root)
     d = images_dir(root)
-    out = d / "stack.tar"
-    recipe = _digest(STACK, _tree_digest(apps / "stack"), base.archive.with_suffix(".recipe").read_text(), 1)
+    out = d / f"{name}.tar"
+    recipe = _digest(ref, recipe, base.archive.with_suffix(".recipe").read_text(), 1)
     if _cached(out, recipe):
-        return Image(STACK, out)
+        return Image(ref, out)
     _need("umoci")
-    log = d / "stack.log"
+    log = d / f"{name}.log"
     log.write_text("")
-    work = d / "work-stack"
+    work = d / f"work-{name}"
     shutil.rmtree(work, ignore_errors=True)
     (work / "oci").mkdir(parents=True)
     started = time.monotonic()
     layout, bundle = work / "oci", work / "bundle"
     _run(["tar", "-C", str(layout), "-xf", str(base.archive)], log=log)
     _run(["umoci", "unpack", "--image", f"{layout}:{PYTHON}", str(bundle)], log=log)
-    shutil.copytree(apps / "stack", bundle / "rootfs" / "app" / "stack", ignore=shutil.ignore_patterns("__pycache__"))
+    add(bundle / "rootfs", log)
     _run(["umoci", "repack", "--image", f"{layout}:{PYTHON}", str(bundle)], log=log)
-    _run(["umoci", "config", "--image", f"{layout}:{PYTHON}", "--config.env", "PYTHONPATH=/app",
-          "--config.workingdir", "/app"], log=log)  # fmt: skip
-    _run(["umoci", "tag", "--image", f"{layout}:{PYTHON}", STACK], log=log)
+    _run(["umoci", "config", "--image", f"{layout}:{PYTHON}", *config], log=log)
+    _run(["umoci", "tag", "--image", f"{layout}:{PYTHON}", ref], log=log)
     _run(["umoci", "rm", "--image", f"{layout}:{PYTHON}"], log=log)
     tmp = out.with_suffix(".tar.new")
     _run(["tar", "-C", str(layout), "-cf", str(tmp), "oci-layout", "index.json", "blobs"], log=log)
     tmp.replace(out)
     shutil.rmtree(work, ignore_errors=True)
     _stamp(out, recipe)
-    build.record_timing(d.parent, f"image {STACK}", time.monotonic() - started)
-    build.say(f"built image {STACK} in {time.monotonic() - started:.0f}s")
-    return Image(STACK, out)
+    build.record_timing(d.parent, f"image {ref}", time.monotonic() - started)
+    build.say(f"built image {ref} in {time.monotonic() - started:.0f}s")
+    return Image(ref, out)
+
+
+def stack_image(apps: Path, root: Path | None = None) -> Image:
+    """The reference stack's services: ``apps/stack`` on the Python base."""
+
+    def add(rootfs: Path, log: Path) -> None:
+        del log
+        shutil.copytree(apps / "stack", rootfs / "app" / "stack", ignore=shutil.ignore_patterns("__pycache__"))
+
+    config = ["--config.env", "PYTHONPATH=/app", "--config.workingdir", "/app"]
+    return _layer("stack", STACK, _tree_digest(apps / "stack"), add, config=config, root=root)
+
+
+LOCUST_DIR = "/opt/locust"
+
+
+def locust_image(root: Path | None = None) -> Image:
+    """Locust, the version this process runs, for the distributed load's master and workers:
+    manylinux wheels for the base's CPython 3.11 installed into ``/opt/locust`` (PyPI is the one
+    place it can come from here). The locustfile is not in it: a ConfigMap brings that, so a
+    change to the load needs no image."""
+    from importlib.metadata import version
+
+    wanted = version("locust")
+
+    def add(rootfs: Path, log: Path) -> None:
+        target = rootfs / LOCUST_DIR.lstrip("/")
+        wheels = ["--python-version", "3.11", "--only-binary", ":all:", f"locust=={wanted}"]
+        uv = shutil.which("uv")
+        if uv:
+            cmd = [uv, "pip", "install", "--quiet", "--target", str(target), "--python-platform",
+                   "x86_64-manylinux_2_28", *wheels]  # fmt: skip
+        else:
+            cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--platform",
+                   "manylinux_2_28_x86_64", *wheels]  # fmt: skip
+        build.say(f"building image seatrial.local/locust:{wanted}: locust and its wheels from PyPI")
+        _run(cmd, log=log)
+
+    config = ["--config.env", f"PYTHONPATH={LOCUST_DIR}", "--config.env", "PYTHONDONTWRITEBYTECODE=1",
+              "--config.workingdir", "/tmp"]  # fmt: skip
+    return _layer("locust", f"seatrial.local/locust:{wanted}", wanted, add, config=config, root=root)
 
 
 def node_images(bins: dict[str, Path], root: Path | None = None, apps: Path | None = None) -> list[Image]:

@@ -7,6 +7,7 @@ the same way. After every run the stack is as it was: replica counts and ready p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -256,3 +257,37 @@ def test_ctrl_c_during_a_rollout_leaves_the_stack_whole(where: runner.Where, tmp
     assert "Interrupted" in out or "KeyboardInterrupt" in out, out[-3000:]
     workloads.wait_rolled_out(where.api, "Deployment", "gateway", where.namespace, timeout=5, settled=True)
     assert _replicas(where) == replicas
+
+
+def _load_objects(where: runner.Where) -> list[str]:
+    core, ns = client.CoreV1Api(where.api), where.namespace
+    selector = "app.kubernetes.io/name=seatrial-load"
+    pods = core.list_namespaced_pod(ns, label_selector=selector).items
+    maps = core.list_namespaced_config_map(ns, label_selector=selector).items
+    return [f"Pod/{kube.name_of(p)}" for p in pods] + [f"ConfigMap/{kube.name_of(m)}" for m in maps]
+
+
+def test_distributed_load_gives_the_same_request_log_both_ways(where: runner.Where, tmp_path: Path) -> None:
+    """``--load-workers 2``: a locust master and two workers as pods send the load. The suite's
+    request log has the local load's columns and a row per request from every user (one
+    keep-alive connection, so one local port, each); the same experiment still fails on one
+    replica, so the log from the cluster sees failures; no load pod or ConfigMap is left."""
+    proc = _suite(where, tmp_path, "-k", "pod-kill", "--load-workers", "2")
+    out, _ = proc.communicate(timeout=400)
+    assert proc.returncode == 0, out[-3000:]
+    log = (tmp_path / "reports" / "latest" / "experiments" / "pod-kill" / "requests.csv").resolve()
+    header, *rows = log.read_text().splitlines()
+    assert header == "t,latency_s,ok,status,error,port"
+    assert len(rows) > 100
+    users = where.profile.load.users
+    assert len({r.rsplit(",", 1)[1] for r in rows}) >= users, "every user's connection is in the log"
+    assert _load_objects(where) == []
+
+    from seatrial.cluster.local import LocalCluster
+
+    spread = dataclasses.replace(where.profile, load=dataclasses.replace(where.profile.load, workers=2))
+    remote = dataclasses.replace(where, profile=spread, local=LocalCluster())
+    with weakened(where, ONE_GATEWAY):
+        bad = runner.run(EXPERIMENTS / "pod-kill.json", remote, tmp_path / "bad")
+    assert bad.status == "failed" and "error rate" in "; ".join(bad.violations()), bad.violations()
+    assert _load_objects(where) == []

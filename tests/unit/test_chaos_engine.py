@@ -93,3 +93,40 @@ def test_every_experiment_file_is_valid_and_declares_the_undo_control(path: Path
     exp = runner.load_file(path)
     assert {"title", "description", "tags", "steady-state-hypothesis", "method", "rollbacks"} <= set(exp)
     assert any(c["provider"].get("module") == "seatrial.chaos.control" for c in exp["controls"])
+
+
+def test_the_locustfile_and_seatrial_agree_on_the_row_format() -> None:
+    """The locustfile runs alone in pods, so it repeats the header and the stdout mark; read
+    them from its source (importing it would let gevent patch the test process)."""
+    import ast
+
+    from seatrial.chaos import loadgen
+
+    tree = ast.parse(loadgen.LOCUSTFILE.read_text())
+    consts = {
+        t.id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name) and t.id in ("HEADER", "ROW_MARK")
+    }
+    assert consts == {"HEADER": loadgen.HEADER, "ROW_MARK": loadgen.ROW_MARK}
+    assert [s.strip() for s in loadgen.HEADER] == ["t", "latency_s", "ok", "status", "error", "port"]
+
+
+def test_request_log_round_trips_the_local_port(tmp_path: Path) -> None:
+    samples = [load.Sample(0.5, 0.02, True, 200, "", 40112), load.Sample(1.0, 2.0, False, 0, "ConnectTimeout", 40114)]
+    assert load.read_log(load.write_log(samples, tmp_path / "requests.csv")) == samples
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [({"workers": -1}, "load.workers"), ({"workers": 1.5}, "load.workers"), ({"spawnRate": -2}, "spawnRate")],
+)
+def test_profile_load_workers_and_spawn_rate_are_checked(given: dict[str, object], says: str) -> None:
+    from seatrial import profile
+
+    with pytest.raises(ConfigError, match=says):
+        profile.parse({"kind": "Profile", "name": "p", "load": given}, "p.yaml")
+    ok = profile.parse({"kind": "Profile", "name": "p", "load": {"workers": 2, "spawnRate": 5}}, "p.yaml")
+    assert (ok.load.workers, ok.load.spawn_rate) == (2, 5.0)
