@@ -10,8 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from allure_commons import model2
+from allure_commons.logger import AllureFileLogger
+
 from seatrial.checks.registry import FAMILIES
-from seatrial.report.model import Attachment, Run
+from seatrial.report.model import Attachment, Run, Step
 from seatrial.report.redact import redact
 from seatrial.report.verdict import check_lines, exp_dir, experiment_summary, findings_doc, load_doc
 
@@ -28,18 +31,19 @@ ALLURE_STATUS = {
 
 
 class _Allure:
-    """Writes allure's result format (``<uuid>-result.json`` plus attachment files): the format
-    both allure 2 and the npm allure 3 read, so the HTML report needs nothing but these files."""
+    """allure's result format through allure-python-commons, the library allure-pytest stands on:
+    its models (``model2``) and its file writer, so the files are what allure 2 and the npm
+    allure 3 expect, and the HTML report needs nothing else."""
 
     def __init__(self, out: Path, secrets: list[str]) -> None:
-        self.out, self.secrets = out, secrets
-        out.mkdir(parents=True, exist_ok=True)
+        self.secrets = secrets
+        self.files = AllureFileLogger(str(out))
 
-    def attach(self, a: Attachment) -> dict[str, str]:
+    def attach(self, a: Attachment) -> model2.Attachment:
         source = f"{uuid.uuid4()}-attachment.{a.suffix}"
         body = a.body if isinstance(a.body, bytes) else redact(a.body, self.secrets).encode()
-        (self.out / source).write_bytes(body)
-        return {"name": a.name, "source": source, "type": a.mime}
+        self.files.report_attached_data(body=body, file_name=source)
+        return model2.Attachment(name=a.name, source=source, type=a.mime)
 
     def result(
         self,
@@ -53,33 +57,47 @@ class _Allure:
         start: dt.datetime,
         stop: dt.datetime,
         attachments: Sequence[Attachment] = (),
+        steps: Sequence[model2.TestStepResult] = (),
     ) -> None:
-        def ms(t: dt.datetime) -> int:
-            return int(t.timestamp() * 1000)
-
         case_id = hashlib.sha256(full.encode()).hexdigest()[:32]  # the same case across runs
-        doc = {
-            "uuid": str(uuid.uuid4()),
-            "historyId": case_id,
-            "testCaseId": case_id,
-            "fullName": full,
-            "name": name,
-            "status": status,
-            "statusDetails": {"message": redact(message, self.secrets)} if message else {},
-            "stage": "finished",
-            "description": redact(description, self.secrets),
-            "start": ms(start),
-            "stop": ms(stop),
-            "labels": [{"name": k, "value": v} for k, v in labels],
-            "attachments": [self.attach(a) for a in attachments],
-            "parameters": [],
-            "steps": [],
-        }
-        (self.out / f"{doc['uuid']}-result.json").write_text(json.dumps(doc, indent=1))
+        details = model2.StatusDetails(message=redact(message, self.secrets)) if message else None
+        self.files.report_result(
+            model2.TestResult(
+                uuid=str(uuid.uuid4()),
+                historyId=case_id,
+                testCaseId=case_id,
+                fullName=full,
+                name=name,
+                status=status,
+                statusDetails=details,
+                stage="finished",
+                description=redact(description, self.secrets),
+                start=_ms(start),
+                stop=_ms(stop),
+                labels=[model2.Label(name=k, value=v) for k, v in labels],
+                attachments=[self.attach(a) for a in attachments],
+                steps=list(steps),
+            )
+        )
+
+    def step(self, st: Step) -> model2.TestStepResult:
+        details = model2.StatusDetails(message=redact(st.output, self.secrets)) if st.output else None
+        return model2.TestStepResult(
+            name=f"{st.phase}: {st.name}",
+            status=ALLURE_STATUS.get(st.status, "unknown"),
+            statusDetails=details,
+            stage="finished",
+            start=_ms(st.started),
+            stop=_ms(st.ended),
+        )
 
     def environment(self, facts: Mapping[str, Any]) -> None:
         text = "".join(f"{k}={str(v).replace(chr(10), ' ')}\n" for k, v in facts.items())
-        (self.out / "environment.properties").write_text(redact(text, self.secrets))
+        self.files.report_attached_data(body=redact(text, self.secrets), file_name="environment.properties")
+
+
+def _ms(t: dt.datetime) -> int:
+    return int(t.timestamp() * 1000)
 
 
 def write_allure(run: Run, out: Path, *, secrets: Iterable[str] = ()) -> Path:
@@ -141,6 +159,9 @@ def write_allure(run: Run, out: Path, *, secrets: Iterable[str] = ()) -> Path:
             start=start,
             stop=stop,
             attachments=files,
+            steps=[  # the experiment as allure shows a test's steps, under its SLO verdict
+                al.step(st) for st in e.steps
+            ],
         )
     al.environment(
         {"kind": run.kind, "mode": run.mode, "verdict": run.verdict, "failOn": run.fail_on, **run.target, **run.facts}

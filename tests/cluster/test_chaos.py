@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from kubernetes import client
 from seatrial import kube, profile, workloads
 from seatrial.chaos import actions, runner
 from seatrial.stack import Deployed
+
+from ..unit.test_report_html import _build, _rendered
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENTS = ROOT / "experiments"
@@ -234,6 +237,21 @@ def test_nox_chaos_suite_writes_the_report_set(where: runner.Where, tmp_path: Pa
     assert "timeline" in allure and "journal" in allure
     assert (run_dir / "experiments" / "pod-kill" / "requests.csv").read_text().startswith("t,latency_s,ok,status")
     assert "pod-kill | passed" in (run_dir / "summary.md").read_text()
+
+    # the other way, and in a browser: on one replica the suite fails with the cause and the
+    # numbers, and the HTML report of that live run, rendered by headless Chromium, shows the
+    # experiment's SLO case and the run's verdict
+    with weakened(where, ONE_GATEWAY):
+        proc = _suite(where, tmp_path / "weak", "-k", "pod-kill")
+        out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out[-3000:]
+    assert "error rate" in out and " of " in out, out[-3000:]
+    weak_dir = (tmp_path / "weak" / "reports" / "latest").resolve()
+    _build(weak_dir)
+    text = _rendered(weak_dir / "html" / "index.html", "SLOs under load")
+    title = json.loads((EXPERIMENTS / "pod-kill.json").read_text())["title"]
+    assert f"SLOs under load: {title}" in text, "the experiment's SLO case is not on the page"
+    assert re.search(r"verdict\s+fail", text), "the run's verdict is not on the page"
 
 
 def test_ctrl_c_during_a_rollout_leaves_the_stack_whole(where: runner.Where, tmp_path: Path) -> None:
