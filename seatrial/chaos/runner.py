@@ -90,7 +90,7 @@ class Where:
         }
 
 
-def run(path: Path, where: Where, workdir: Path, *, tail: float = 5.0) -> report.Experiment:
+def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report.Experiment:
     """Run ``path`` against ``where`` under the profile's load; artefacts go to ``workdir``."""
     from chaoslib.experiment import run_experiment
 
