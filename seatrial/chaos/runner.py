@@ -192,20 +192,25 @@ def steps(journal: Mapping[str, Any], undo_failures: Iterable[str] = ()) -> list
 SLO_FIELDS = {"errorRate": "error_rate", "p99Ms": "p99_ms", "recoverySeconds": "recovery_seconds"}
 
 
-EXTENSION_FIELDS = {"name", "slos", "load"}
+EXTENSION_FIELDS = {"name", "slos", "load", "faultUntil"}
+FAULT_UNTIL = ("method", "rollbacks")
 LOAD_FIELDS = {"prompts"}
 
 
 def extension(exp: Mapping[str, Any]) -> dict[str, Any]:
     """The file's ``seatrial`` extension (Chaos Toolkit's place for a tool's own settings):
     ``slos`` to tighten the profile's for this experiment, ``load.prompts`` for how many distinct
-    prompts locust sends (the cache's hit ratio). Unknown fields are errors, before anything acts."""
+    prompts locust sends (the cache's hit ratio), ``faultUntil: rollbacks`` for a fault that lasts
+    through the steady state after it until a rollback gives back what it took (the window the
+    timeline shades and the bench measures). Unknown fields are errors, before anything acts."""
     for ext in exp.get("extensions") or []:
         if isinstance(ext, Mapping) and ext.get("name") == "seatrial":
             where = f"experiment {exp.get('title')}: seatrial extension"
             reject_unknown(ext, EXTENSION_FIELDS, where)
             reject_unknown(ext.get("slos") or {}, set(SLO_FIELDS), f"{where} slos")
             reject_unknown(ext.get("load") or {}, LOAD_FIELDS, f"{where} load")
+            if ext.get("faultUntil", "method") not in FAULT_UNTIL:
+                raise ConfigError(f"{where}: faultUntil must be one of {', '.join(FAULT_UNTIL)}")
             return dict(ext)
     return {}
 
@@ -227,11 +232,14 @@ def experiment(
     undo_failures: Iterable[str] = (),
 ) -> report.Experiment:
     """Journal + request log -> the experiment a report judges. The fault window runs from the
-    first method action's start to the last one's end, on the load's clock."""
+    first method action's start to the last one's end (or the last rollback action's end, when
+    the file says the fault lasts until then), on the load's clock."""
     exp = journal.get("experiment") or {}
     slos = experiment_slos(exp, profile.slos)
     result = report.Experiment(name, str(exp.get("title", name)), slos, steps(journal, undo_failures), samples)
-    actions = [r for r in journal.get("run") or [] if (r.get("activity") or {}).get("type") == "action"]
+    until_rollbacks = extension(exp).get("faultUntil") == "rollbacks"
+    ran = [*(journal.get("run") or []), *((journal.get("rollbacks") or []) if until_rollbacks else [])]
+    actions = [r for r in ran if (r.get("activity") or {}).get("type") == "action"]
     clock = [
         (_when(r.get("start")).timestamp() - load_started, _when(r.get("end")).timestamp() - load_started)
         for r in actions

@@ -79,6 +79,16 @@ def test_journal_becomes_steps_a_fault_window_and_events_on_the_loads_clock() ->
     assert e.status == "error"  # a broken undo: the numbers say nothing
 
 
+def test_a_fault_given_back_by_a_rollback_lasts_until_then() -> None:
+    started = runner._when("2026-12-01T10:00:00+00:00").timestamp()
+    journal = {**JOURNAL, "experiment": {"title": "A member is lost",
+                                         "extensions": [{"name": "seatrial", "faultUntil": "rollbacks"}]}}  # fmt: skip
+    e = runner.experiment("x", journal, load_started=started, samples=[], profile=Profile("t", "test"))
+    assert e.fault == (6.0, 16.0)
+    with pytest.raises(ConfigError, match="faultUntil must be one of method, rollbacks"):
+        runner.extension({"extensions": [{"name": "seatrial", "faultUntil": "forever"}]})
+
+
 def test_experiment_slos_tighten_the_profile_and_reject_unknown_names() -> None:
     exp = json.loads((EXPERIMENTS / "rolling-restart.json").read_text())
     assert runner.experiment_slos(exp, Slos()).error_rate == 0
