@@ -116,12 +116,8 @@ class _PortHTTP(HTTPConnection):
             _remember_port(self)
 
 
-class _PortHTTPS(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            super().request(*args, **kwargs)
-        finally:
-            _remember_port(self)
+class _PortHTTPS(_PortHTTP, HTTPSConnection):
+    """TLS, with the same port-recording ``request`` (the MRO puts it before HTTPSConnection's)."""
 
 
 class _PortPool(HTTPConnectionPool):
