@@ -141,11 +141,28 @@ def recovery_seconds(samples: Sequence[Sample], fault_start: float, error_rate: 
     return max(0.0, bad[-1] + 1 - fault_start)
 
 
+LOG_FIELDS = ["t", "latency_s", "ok", "status", "error", "port"]  # the request log's columns
+
+
+def sample_of(row: Mapping[str, str | None], *, since: float = 0.0) -> Sample:
+    """One row of the request log as a ``Sample``, its time taken ``since`` a start (epoch
+    seconds for locust's live log, 0 for a written one). A row that is not one raises KeyError,
+    ValueError or TypeError; the caller decides whether that is an error or a half-written line."""
+    return Sample(
+        float(row["t"] or "") - since,
+        float(row["latency_s"] or ""),
+        row["ok"] in ("1", "True", "true"),
+        int(row.get("status") or 0),
+        row.get("error") or "",
+        int(row.get("port") or 0),
+    )
+
+
 def write_log(samples: Iterable[Sample], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["t", "latency_s", "ok", "status", "error", "port"])
+        w.writerow(LOG_FIELDS)
         for s in samples:
             w.writerow([f"{s.t:.4f}", f"{s.latency:.4f}", int(s.ok), s.status, s.error, s.port])
     return path
@@ -156,16 +173,6 @@ def read_log(path: Path) -> list[Sample]:
     try:
         with path.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
-        return [
-            Sample(
-                float(r["t"]),
-                float(r["latency_s"]),
-                r["ok"] in ("1", "True", "true"),
-                int(r.get("status") or 0),
-                r.get("error") or "",
-                int(r.get("port") or 0),
-            )
-            for r in rows
-        ]
+        return [sample_of(r) for r in rows]
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: not a seatrial request log (t,latency_s,ok): {exc}") from None

@@ -76,10 +76,11 @@ class ClusterLocust(Locust):
         env: list[dict[str, Any]] = [
             {"name": "SEATRIAL_LOAD_PATH", "value": urlsplit(self.target.url).path or "/"},
             {"name": "SEATRIAL_LOAD_PROMPTS", "value": str(self.prompts)},
-            {"name": "SEATRIAL_LOAD_LOG", "value": "-" if master else "/tmp/requests.csv"},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
         ]
-        if self.auth_secret and not master:
+        if master:  # its rows (every worker's) go to stdout; a worker's go to the master
+            env.append({"name": "SEATRIAL_LOAD_LOG", "value": "-"})
+        elif self.auth_secret:
             secret, key = self.auth_secret.split("/")
             ref = {"secretKeyRef": {"name": secret, "key": key}}
             env.append({"name": "SEATRIAL_LOAD_TOKEN", "valueFrom": ref})

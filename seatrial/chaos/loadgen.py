@@ -24,7 +24,7 @@ from seatrial.errors import ClusterError
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 # The locustfile's own constants (it runs alone in a pod, importing nothing of seatrial's, and
 # importing it here would let gevent patch this process); a unit test keeps the two the same.
-HEADER = ["t", "latency_s", "ok", "status", "error", "port"]
+HEADER = load.LOG_FIELDS
 ROW_MARK = "SEATRIAL-ROW "
 
 
@@ -93,13 +93,10 @@ class Locust:
         try:
             with self.log.open(newline="") as fh:
                 for r in csv.DictReader(fh):
-                    try:  # a half-written last line is skipped
-                        t, latency, status = float(r["t"]), float(r["latency_s"]), int(r["status"] or 0)
-                        port = int(r.get("port") or 0)
+                    try:
+                        out.append(load.sample_of(r, since=self.started))
                     except (TypeError, ValueError, KeyError):
-                        continue
-                    ok, error = r["ok"] == "1", r.get("error") or ""
-                    out.append(load.Sample(t - self.started, latency, ok, status, error, port))
+                        continue  # a half-written last line
         except OSError:
             pass
         return out

@@ -60,7 +60,6 @@ class _Allure:
         steps: Sequence[model2.TestStepResult] = (),
     ) -> None:
         case_id = hashlib.sha256(full.encode()).hexdigest()[:32]  # the same case across runs
-        details = model2.StatusDetails(message=redact(message, self.secrets)) if message else None
         self.files.report_result(
             model2.TestResult(
                 uuid=str(uuid.uuid4()),
@@ -69,7 +68,7 @@ class _Allure:
                 fullName=full,
                 name=name,
                 status=status,
-                statusDetails=details,
+                statusDetails=self.details(message),
                 stage="finished",
                 description=redact(description, self.secrets),
                 start=_ms(start),
@@ -80,12 +79,14 @@ class _Allure:
             )
         )
 
+    def details(self, message: str) -> model2.StatusDetails | None:
+        return model2.StatusDetails(message=redact(message, self.secrets)) if message else None
+
     def step(self, st: Step) -> model2.TestStepResult:
-        details = model2.StatusDetails(message=redact(st.output, self.secrets)) if st.output else None
         return model2.TestStepResult(
             name=f"{st.phase}: {st.name}",
             status=ALLURE_STATUS.get(st.status, "unknown"),
-            statusDetails=details,
+            statusDetails=self.details(st.output),
             stage="finished",
             start=_ms(st.started),
             stop=_ms(st.ended),
