@@ -40,4 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="chaos load from a locust master and N worker pods in the cluster (default: the profile's load.workers)",
     )
+    group.addoption(
+        "--allow-node-chaos",
+        action="store_true",
+        help="allow node-level experiments (drain, preemption, node and GPU faults) on a cluster seatrial did not start",
+    )
     group.addoption("--report-dir", default=None, help="where runs write their reports (default: reports/)")

@@ -99,7 +99,7 @@ def _chaos_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
     from seatrial.chaos import runner
     from seatrial.chaos.target import load_target
 
-    where = runner.Where(kube.api_client(cluster.target()), cluster.target(), namespace, profile.load(None))
+    where = runner.Where(kube.api_client(cluster.target()), cluster.target(), namespace, profile.load(None), cluster)
     load_target(where.api, namespace, where.profile.load)  # the client loads its models once (~3 s)
     rows: list[Row] = []
     total = 0.0
@@ -117,7 +117,7 @@ def _chaos_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
                     f"beyond the fault window: {wall - window:.1f} s (goal ≤ 15 s)",
                 )
             )
-    rows.append(("chaos: the six experiments together", f"{total:.0f} s", "goal ≤ 8 min"))
+    rows.append((f"chaos: the {len(rows)} experiments together", f"{total:.0f} s", "goal ≤ 8 min + 10 min (node)"))
     return rows
 
 

@@ -58,7 +58,7 @@ def translate(action: str) -> Iterator[None]:
     except ApiException as exc:
         if exc.status in (500, 502, 503, 504, 429):
             raise TemporaryClusterError(f"{action}: the API server answered {exc.status} {exc.reason}") from None
-        raise ClusterError(f"{action}: {exc.status} {exc.reason}: {_api_message(exc)}") from None
+        raise ClusterError(f"{action}: {exc.status} {exc.reason}: {api_message(exc)}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterError(
             f"{action}: the cluster is unreachable ({_why_unreachable(exc)})",
@@ -81,7 +81,7 @@ def _why_unreachable(exc: BaseException) -> str:
     return f"{url}: {text}" if url else text
 
 
-def _api_message(exc: ApiException) -> str:
+def api_message(exc: ApiException) -> str:
     import json
 
     try:

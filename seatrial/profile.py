@@ -18,7 +18,11 @@ import yaml
 from seatrial.checks.inventory import ROLES
 from seatrial.errors import ConfigError, reject_unknown, yaml_problem
 
-FIELDS = {"kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds", "rollout"}
+FIELDS = {
+    "kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds", "rollout", "chaos",
+}  # fmt: skip
+CHAOS_FIELDS = {"provider", "nodeSelector"}
+PROVIDERS = ("aws", "gke", "azure")
 WORKLOAD_FIELDS = {"kind", "name", "role"}
 SLO_FIELDS = {"errorRate", "p99Ms", "recoverySeconds"}
 LOAD_FIELDS = {"service", "port", "path", "users", "spawnRate", "workers", "image", "authSecret"}
@@ -44,6 +48,15 @@ class Load:
 
 
 @dataclass(frozen=True)
+class Chaos:
+    """Node-level chaos: the cloud whose spot preemption is imitated, and the labels a node must
+    carry to be a target (the node blast radius; empty: any worker node, once node chaos is on)."""
+
+    provider: str = "aws"
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     source: str
@@ -54,6 +67,7 @@ class Profile:
     model_load_seconds: float = 60.0
     description: str = ""
     rollout: str | None = None  # "Deployment/name": rolled out under load by ROLL-008
+    chaos: Chaos = Chaos()
 
     @property
     def deploys_reference(self) -> bool:
@@ -120,7 +134,15 @@ def parse(doc: Any, source: str) -> Profile:
     rollout = doc.get("rollout")
     if rollout is not None and (not isinstance(rollout, str) or not rollout.startswith("Deployment/")):
         raise ConfigError(f"{source}: rollout must name a Deployment as Deployment/<name>, got {rollout!r}")
+    ch = _mapping(doc.get("chaos"), f"{source}: chaos")
+    reject_unknown(ch, CHAOS_FIELDS, f"{source}: chaos")
+    if ch.get("provider", "aws") not in PROVIDERS:
+        raise ConfigError(f"{source}: chaos.provider must be one of {', '.join(PROVIDERS)}, got {ch.get('provider')!r}")
+    selector = _mapping(ch.get("nodeSelector"), f"{source}: chaos.nodeSelector")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
+        raise ConfigError(f"{source}: chaos.nodeSelector must map label names to string values")
     return Profile(
+        chaos=Chaos(str(ch.get("provider", "aws")), dict(selector)),
         name=name,
         source=source,
         namespaces=tuple(namespaces),

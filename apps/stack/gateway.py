@@ -37,6 +37,7 @@ class Backends:
         self._cache: dict[str, tuple[float, list[str]]] = {}
         self._rr = itertools.count()
         self._lock = threading.Lock()
+        self.answered = False  # the hub has answered once: there is a routing table to serve from
 
     def urls(self, model: str) -> list[str]:
         with self._lock:
@@ -48,6 +49,7 @@ class Backends:
                     urls = [b["url"] for b in body["backends"]]
                     with self._lock:
                         self._cache[model] = (time.monotonic(), urls)
+                        self.answered = True
             except OSError as exc:
                 log.warning("hub unreachable, using the last known backends: %s", exc)
         if not urls:
@@ -95,7 +97,11 @@ def main() -> None:
             return 503, {"status": "draining"}
         # Not Redis: the cache is optional (a miss goes to inference), and a readiness probe on a
         # shared dependency turns its outage into every replica leaving the Service at once
-        # (found by the cache-restart experiment).
+        # (found by the cache-restart experiment). The hub only until it has answered once: after
+        # that the gateway serves from its last routing table, and a dead hub node must not take
+        # every gateway out of the Service with it (found by the node-failure experiment).
+        if backends.answered:
+            return 200, {"status": "ok"}
         problems = []
         try:
             status, _ = http_json("GET", f"{hub}/healthz", timeout=1.0)

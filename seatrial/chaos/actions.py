@@ -230,6 +230,23 @@ def quorum_whole(name: str = "etcd", configuration: Configuration = None) -> boo
     return True
 
 
+def etcd_quorum(name: str = "etcd", configuration: Configuration = None) -> str:
+    """Does a majority of the etcd StatefulSet's members answer healthy? ``ok: …`` or the count.
+    (During a zone outage the members of the lost zone are gone: a majority is what serves.)"""
+    ns, api = _namespace(configuration), _api(configuration)
+    want = int((workloads.read(api, "StatefulSet", name, ns).get("spec") or {}).get("replicas", 1))
+    healthy = 0
+    for pod in workloads.pods(api, "StatefulSet", name, ns, terminating=True):
+        ip = (pod.get("status") or {}).get("podIP")
+        try:
+            healthy += bool(ip) and _etcd(str(ip), "/health").get("health") == "true"
+        except (OSError, ValueError):
+            continue
+    if healthy > want // 2:
+        return f"ok: {healthy} of {want} members healthy, a majority"
+    return f"etcd lost its quorum: {healthy} of {want} members healthy, {want // 2 + 1} needed"
+
+
 def cache_keeps_data(
     service: str = "redis",
     secret: str = "stack-secrets/redis-password",  # noqa: S107 - a Secret's name/key, not a password

@@ -20,12 +20,16 @@ def configure_control(
     experiment: dict[str, Any] | None = None,
     **_: Any,
 ) -> None:
-    """``chaos run`` alone: the run's blast radius is the experiment's namespace. Under seatrial's
-    runner a ledger with the profile's namespaces is already open and is kept."""
+    """``chaos run`` alone: the run's blast radius is the experiment's namespace, and node chaos
+    only with ``SEATRIAL_ALLOW_NODE_CHAOS=1`` (the experiment's ``allow_node_chaos``). Under
+    seatrial's runner a ledger with the profile's namespaces and node scope is already open and is
+    kept."""
     del secrets, settings, experiment
-    namespace = str((configuration or {}).get("namespace") or "")
+    cfg = configuration or {}
+    namespace = str(cfg.get("namespace") or "")
     if not ledger.current().namespaces and namespace:
-        ledger.begin([namespace])
+        allowed = str(cfg.get("allow_node_chaos") or "").lower() in ("1", "true", "yes")
+        ledger.begin([namespace], nodes=ledger.NodeScope() if allowed else None)
 
 
 def cleanup_control(**_: Any) -> None:

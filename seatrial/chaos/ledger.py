@@ -15,6 +15,10 @@ rollbacks after a failure or Ctrl-C. Here an action may only change the cluster 
 
 Objects a run changes carry ``seatrial.dev/run`` and the original state in an annotation, so a
 later run can find and restore them after a ``kill -9`` (the node-level actions use this).
+
+Nodes have a blast radius of their own (``NodeScope``): node chaos is off unless the run allows
+it (seatrial's own local cluster, or ``--allow-node-chaos``), a node must carry the scope's
+labels, and a control-plane node is never a target.
 """
 
 from __future__ import annotations
@@ -22,19 +26,29 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from seatrial.errors import ConfigError
 
 RUN_LABEL = "seatrial.dev/run"
 ORIGINAL_ANNOTATION = "seatrial.dev/original"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
+CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 log = logging.getLogger("seatrial.chaos")
 
 
 class OutsideBlastRadius(ConfigError):
     """An action aimed at something the run may not touch: refused before it acts."""
+
+
+@dataclass(frozen=True)
+class NodeScope:
+    """Which nodes a run may act on: those carrying every label of ``selector`` (empty: any
+    worker node). ``None`` in a ledger means node chaos is off for the run."""
+
+    selector: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -53,6 +67,8 @@ class Ledger:
     undos: list[Undo] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)  # what a probe saw before the fault, for after
+    nodes: NodeScope | None = None  # None: node-level chaos is refused
+    records: dict[str, Any] = field(default_factory=dict)  # what an action measured, for the probes after
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def allow(self, namespace: str, what: str) -> None:
@@ -64,6 +80,24 @@ class Ledger:
             raise OutsideBlastRadius(
                 f"refused to {what}: namespace {namespace} is outside this run's blast radius (allowed: {allowed})",
                 hint="list the namespace in the profile's namespaces (or the experiment's configuration)",
+            )
+
+    def allow_node(self, name: str, labels: Mapping[str, str], what: str) -> None:
+        """Refuse, before acting, a node outside the run's node scope (or any node when node chaos
+        is off, or a control-plane node)."""
+        if self.nodes is None:
+            raise OutsideBlastRadius(
+                f"refused to {what}: node-level chaos is off for this run (node {name})",
+                hint="on a cluster seatrial did not start, pass --allow-node-chaos (and set chaos.nodeSelector)",
+            )
+        if any(k in labels for k in CONTROL_PLANE_LABELS):
+            raise OutsideBlastRadius(f"refused to {what}: {name} is a control-plane node, never a chaos target")
+        missing = {k: v for k, v in self.nodes.selector.items() if labels.get(k) != v}
+        if missing:
+            want = ",".join(f"{k}={v}" for k, v in missing.items())
+            raise OutsideBlastRadius(
+                f"refused to {what}: node {name} is outside this run's blast radius (it lacks {want})",
+                hint="widen the profile's chaos.nodeSelector, or aim the experiment at a node inside it",
             )
 
     def will(self, what: str, undo: Callable[[], object]) -> Undo:
@@ -98,9 +132,9 @@ def current() -> Ledger:
     return _current
 
 
-def begin(namespaces: Iterable[str], run_id: str | None = None) -> Ledger:
+def begin(namespaces: Iterable[str], run_id: str | None = None, *, nodes: NodeScope | None = None) -> Ledger:
     """Start a run's ledger. Whatever an earlier run in this process left pending is undone first."""
     global _current  # noqa: PLW0603 - the process's one run, shared with Chaos Toolkit's providers
     _current.unwind()
-    _current = Ledger(frozenset(namespaces), run_id or uuid.uuid4().hex[:8])
+    _current = Ledger(frozenset(namespaces), run_id or uuid.uuid4().hex[:8], nodes=nodes)
     return _current

@@ -61,6 +61,13 @@ class Where:
     namespace: str
     profile: Profile
     local: LocalCluster | None = None  # the local cluster, which gets its images from here
+    allow_node_chaos: bool = False  # --allow-node-chaos: node chaos on a cluster seatrial did not start
+
+    def node_scope(self) -> ledger.NodeScope | None:
+        """Node chaos is on for seatrial's own local cluster, elsewhere only when allowed."""
+        if self.local is None and not self.allow_node_chaos:
+            return None
+        return ledger.NodeScope(dict(self.profile.chaos.node_selector))
 
     def locust_image(self) -> str:
         """The distributed load's image: the profile's, else on the local cluster one built here
@@ -87,6 +94,8 @@ class Where:
             "port": ld.port,
             "path": ld.path,
             "auth_secret": ld.auth_secret or "",
+            "provider": self.profile.chaos.provider,
+            "local_state": str(self.local.state) if self.local is not None else "",
         }
 
 
@@ -96,16 +105,16 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report
 
     exp = load_file(path)
     target = load_target(where.api, where.namespace, where.profile.load)
-    book = ledger.begin({where.namespace, *where.profile.namespaces})
+    book = ledger.begin({where.namespace, *where.profile.namespaces}, nodes=where.node_scope())
     quiet = logging.getLogger("chaostoolkit")
     quiet.setLevel(logging.WARNING)
     prompts = int(extension(exp).get("load", {}).get("prompts", 200))
+    slos = experiment_slos(exp, where.profile.slos)
+    config = where.configuration() | {"recovery_seconds": slos.recovery_seconds}
     with _load(where, target, workdir / "requests.csv", prompts) as lg:
         lg.wait_for_requests()
         try:
-            journal: dict[str, Any] = run_experiment(
-                exp, settings=SETTINGS, experiment_vars=(where.configuration(), {})
-            )
+            journal: dict[str, Any] = run_experiment(exp, settings=SETTINGS, experiment_vars=(config, {}))
         finally:
             book.unwind()
         time.sleep(tail)

@@ -1,0 +1,267 @@
+"""Changes to nodes, each recorded on the node before it is made and undone through the ledger.
+
+A node is shared by everyone on a cluster: a cordon, a taint or a condition left behind by a
+chaos run blocks other teams' pods (Litmus leaves nodes cordoned after a drain timeout). So every
+change here goes the same way:
+
+1. the run's ledger allows the node (node scope, never a control-plane node);
+2. the undo is registered;
+3. the original value is written on the node, under one key per change, in the annotation
+   ``seatrial.dev/original`` (a JSON object), and the node is labelled ``seatrial.dev/run``;
+4. the change is made.
+
+``restore`` puts back what the annotation says and removes the marks, key by key, so it is
+idempotent and also works for a run that died with ``kill -9`` (the marks are all it needs).
+Keys: ``unschedulable``, ``taint/<key>/<effect>``, ``condition/<type>``, ``allocatable/<resource>``,
+``label/<key>`` and ``power`` (a real node of the local cluster that was switched off).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes import client
+
+from seatrial import kube
+from seatrial.chaos import ledger
+from seatrial.errors import ClusterError
+
+PowerOn = Callable[[str], None]
+
+
+def read(api: client.ApiClient, name: str) -> dict[str, Any]:
+    with kube.translate(f"reading node {name}"):
+        return kube.as_dict(client.CoreV1Api(api).read_node(name))
+
+
+def marks(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The originals a run recorded on this node (empty when seatrial changed nothing)."""
+    raw = ((node.get("metadata") or {}).get("annotations") or {}).get(ledger.ORIGINAL_ANNOTATION)
+    try:
+        saved = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _retry_conflicts(what: str, fn: Callable[[], object], *, tries: int = 8) -> None:
+    """Read-modify-write on a node races the kubelet and the node controllers: retry on 409."""
+    for attempt in range(tries):
+        try:
+            with kube.translate(what):
+                fn()
+            return
+        except ClusterError as exc:
+            if " 409 " not in f" {exc} " or attempt == tries - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _remember(api: client.ApiClient, name: str, key: str, original: Any, run_id: str) -> None:
+    """Record ``original`` under ``key`` unless an earlier change already recorded it (the first
+    original is the true one), and label the node with the run."""
+
+    def write() -> None:
+        node = read(api, name)
+        saved = marks(node)
+        if key in saved:
+            return
+        saved[key] = original
+        body = {
+            "metadata": {
+                "labels": {ledger.RUN_LABEL: run_id},
+                "annotations": {ledger.ORIGINAL_ANNOTATION: json.dumps(saved, sort_keys=True)},
+                "resourceVersion": node["metadata"]["resourceVersion"],
+            }
+        }
+        client.CoreV1Api(api).patch_node(name, body)
+
+    _retry_conflicts(f"recording the original state of node {name}", write)
+
+
+def _guard(api: client.ApiClient, name: str, what: str) -> dict[str, Any]:
+    node = read(api, name)
+    ledger.current().allow_node(name, (node.get("metadata") or {}).get("labels") or {}, what)
+    return node
+
+
+# ---- changes -------------------------------------------------------------------------------
+def cordon(api: client.ApiClient, name: str) -> None:
+    node = _guard(api, name, f"cordon node {name}")
+    book = ledger.current()
+    book.will(f"node {name} schedulable as before", lambda: restore(api, name, keys=["unschedulable"]))
+    _remember(api, name, "unschedulable", bool((node.get("spec") or {}).get("unschedulable")), book.run_id)
+    with kube.translate(f"cordoning node {name}"):
+        client.CoreV1Api(api).patch_node(name, {"spec": {"unschedulable": True}})
+
+
+def taint(api: client.ApiClient, name: str, key: str, effect: str, value: str = "") -> None:
+    node = _guard(api, name, f"taint node {name} with {key}:{effect}")
+    book = ledger.current()
+    mark = f"taint/{key}/{effect}"
+    book.will(f"taint {key}:{effect} off node {name}", lambda: restore(api, name, keys=[mark]))
+    before = next((t for t in (node.get("spec") or {}).get("taints") or [] if _same(t, key, effect)), None)
+    _remember(api, name, mark, before, book.run_id)
+    _set_taint(api, name, key, effect, {"key": key, "effect": effect, **({"value": value} if value else {})})
+
+
+def _same(t: Mapping[str, Any], key: str, effect: str) -> bool:
+    return t.get("key") == key and t.get("effect") == effect
+
+
+def _set_taint(api: client.ApiClient, name: str, key: str, effect: str, taint: Mapping[str, Any] | None) -> None:
+    """Put (or, with ``None``, remove) one taint, keeping every other taint as it is now."""
+
+    def write() -> None:
+        node = read(api, name)
+        others = [t for t in (node.get("spec") or {}).get("taints") or [] if not _same(t, key, effect)]
+        body = {
+            "metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
+            "spec": {"taints": [*others, *([dict(taint)] if taint else [])]},
+        }
+        client.CoreV1Api(api).patch_node(name, body)
+
+    _retry_conflicts(f"{'tainting' if taint else 'untainting'} node {name}", write)
+
+
+def set_condition(api: client.ApiClient, name: str, type_: str, status: str, *, reason: str, message: str) -> None:
+    """Set a node condition as a health agent would (e.g. ``AcceleratedHardwareReady=False``)."""
+    node = _guard(api, name, f"set condition {type_} on node {name}")
+    book = ledger.current()
+    mark = f"condition/{type_}"
+    book.will(f"condition {type_} of node {name} as before", lambda: restore(api, name, keys=[mark]))
+    before = next((c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") == type_), None)
+    _remember(api, name, mark, before, book.run_id)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cond = {"type": type_, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": now, "lastTransitionTime": now}  # fmt: skip
+    _put_condition(api, name, type_, cond)
+
+
+def _put_condition(api: client.ApiClient, name: str, type_: str, cond: Mapping[str, Any] | None) -> None:
+    def write() -> None:
+        node = read(api, name)
+        conds = (node.get("status") or {}).get("conditions") or []
+        at = next((i for i, c in enumerate(conds) if c.get("type") == type_), None)
+        ops: list[dict[str, Any]]
+        if cond is None and at is None:
+            return
+        if cond is None:
+            ops = [{"op": "test", "path": f"/status/conditions/{at}/type", "value": type_},
+                   {"op": "remove", "path": f"/status/conditions/{at}"}]  # fmt: skip
+        elif at is None:
+            ops = [{"op": "add", "path": "/status/conditions/-", "value": dict(cond)}]
+        else:
+            ops = [{"op": "test", "path": f"/status/conditions/{at}/type", "value": type_},
+                   {"op": "replace", "path": f"/status/conditions/{at}", "value": dict(cond)}]  # fmt: skip
+        client.CoreV1Api(api).patch_node_status(name, ops)
+
+    _retry_conflicts(f"setting condition {type_} on node {name}", write)
+
+
+def set_allocatable(api: client.ApiClient, name: str, resource: str, value: str) -> None:
+    """Lower (or raise) what the scheduler may place on a node, as a device plugin does when a
+    device turns unhealthy; capacity stays."""
+    node = _guard(api, name, f"change allocatable {resource} of node {name}")
+    book = ledger.current()
+    mark = f"allocatable/{resource}"
+    book.will(f"allocatable {resource} of node {name} as before", lambda: restore(api, name, keys=[mark]))
+    _remember(api, name, mark, ((node.get("status") or {}).get("allocatable") or {}).get(resource), book.run_id)
+    _put_allocatable(api, name, resource, value)
+
+
+def _put_allocatable(api: client.ApiClient, name: str, resource: str, value: str | None) -> None:
+    path = f"/status/allocatable/{resource.replace('~', '~0').replace('/', '~1')}"
+    op = {"op": "remove", "path": path} if value is None else {"op": "add", "path": path, "value": value}
+    _retry_conflicts(f"changing allocatable {resource} of node {name}",
+                     lambda: client.CoreV1Api(api).patch_node_status(name, [op]))  # fmt: skip
+
+
+def set_label(api: client.ApiClient, name: str, key: str, value: str | None) -> None:
+    """Set (or, with ``None``, remove) one label, e.g. the one KWOK manages simulated nodes by."""
+    node = _guard(api, name, f"change label {key} of node {name}")
+    book = ledger.current()
+    mark = f"label/{key}"
+    book.will(f"label {key} of node {name} as before", lambda: restore(api, name, keys=[mark]))
+    _remember(api, name, mark, ((node.get("metadata") or {}).get("labels") or {}).get(key), book.run_id)
+    with kube.translate(f"labelling node {name}"):
+        client.CoreV1Api(api).patch_node(name, {"metadata": {"labels": {key: value}}})
+
+
+def power_off(api: client.ApiClient, name: str, off: PowerOn, on: PowerOn) -> None:
+    """Switch a real node off (``off``); the undo switches it on again (``on``)."""
+    _guard(api, name, f"switch node {name} off")
+    book = ledger.current()
+
+    def switch_on() -> None:  # also when the Node was deleted meanwhile (a preempted node): no marks left
+        on(name)
+        restore(api, name, keys=["power"])
+
+    book.will(f"node {name} switched on again", switch_on)
+    _remember(api, name, "power", "on", book.run_id)
+    off(name)
+
+
+# ---- undo ----------------------------------------------------------------------------------
+def restore(
+    api: client.ApiClient, name: str, *, keys: list[str] | None = None, power_on: PowerOn | None = None
+) -> list[str]:
+    """Put back what the node's marks recorded (only ``keys``, or all), then drop those marks;
+    once none are left, the run label goes too. Returns the keys restored. A node that no
+    longer exists has nothing to restore."""
+    try:
+        node = read(api, name)
+    except ClusterError as exc:
+        if " 404 " in f" {exc} ":
+            return []
+        raise
+    saved = marks(node)
+    todo = [k for k in saved if keys is None or k in keys]
+    for key in todo:
+        original = saved[key]
+        if key == "unschedulable":
+            with kube.translate(f"uncordoning node {name}"):
+                client.CoreV1Api(api).patch_node(name, {"spec": {"unschedulable": bool(original) or None}})
+        elif key.startswith("taint/"):
+            tkey, effect = key.removeprefix("taint/").rsplit("/", 1)
+            _set_taint(api, name, tkey, effect, original)
+        elif key.startswith("condition/"):
+            _put_condition(api, name, key.split("/", 1)[1], original)
+        elif key.startswith("allocatable/"):
+            _put_allocatable(api, name, key.split("/", 1)[1], original)
+        elif key.startswith("label/"):
+            with kube.translate(f"labelling node {name}"):
+                client.CoreV1Api(api).patch_node(name, {"metadata": {"labels": {key.split("/", 1)[1]: original}}})
+        elif key == "power" and power_on is not None:
+            power_on(name)
+    _forget(api, name, todo)
+    return todo
+
+
+def _forget(api: client.ApiClient, name: str, keys: list[str]) -> None:
+    def write() -> None:
+        node = read(api, name)
+        saved = {k: v for k, v in marks(node).items() if k not in keys}
+        meta: dict[str, Any] = {"resourceVersion": node["metadata"]["resourceVersion"]}
+        if saved:
+            meta["annotations"] = {ledger.ORIGINAL_ANNOTATION: json.dumps(saved, sort_keys=True)}
+        else:
+            meta["annotations"] = {ledger.ORIGINAL_ANNOTATION: None}
+            meta["labels"] = {ledger.RUN_LABEL: None}
+        client.CoreV1Api(api).patch_node(name, {"metadata": meta})
+
+    try:
+        _retry_conflicts(f"removing seatrial's marks from node {name}", write)
+    except ClusterError as exc:
+        if " 404 " not in f" {exc} ":
+            raise
+
+
+def marked_nodes(api: client.ApiClient) -> list[str]:
+    """Nodes a run changed and has not restored (by the run label)."""
+    with kube.translate("listing nodes seatrial changed"):
+        items = client.CoreV1Api(api).list_node(label_selector=ledger.RUN_LABEL).items
+    return sorted(kube.name_of(n) for n in items)

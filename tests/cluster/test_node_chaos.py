@@ -1,0 +1,154 @@
+"""The node-level experiments, proven both ways on the local cluster under real load.
+
+node-drain passes on the reference stack and fails against a PodDisruptionBudget that blocks
+every eviction; spot-preemption passes and fails against a benchmark Job without checkpoints;
+node-failure passes and fails against the default toleration of an unreachable node (300 s)
+under a 60 s recovery SLO. After every run, pass or fail, the nodes are as they were: Ready,
+schedulable, no taint, label, condition or annotation of seatrial's, GPUs as advertised, and the
+stack whole."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from seatrial import kube, profile
+from seatrial.chaos import ledger, runner
+from seatrial.cluster.local import LocalCluster
+from seatrial.stack import Deployed
+
+from .test_chaos import EXPERIMENTS, Weakness, _replicas, weakened
+
+
+@pytest.fixture(scope="module")
+def where(api: client.ApiClient, kube_target: kube.Target, reference_stack: Deployed) -> runner.Where:
+    return runner.Where(api, kube_target, reference_stack.namespace, profile.load(None), LocalCluster())
+
+
+def _nodes(where: runner.Where) -> dict[str, Any]:
+    """Each node as the tests compare it: ready, schedulable, its taints, GPUs, seatrial's marks."""
+    out = {}
+    for n in client.CoreV1Api(where.api).list_node().items:
+        d = kube.as_dict(n)
+        meta, spec, status = d["metadata"], d.get("spec") or {}, d.get("status") or {}
+        out[meta["name"]] = (
+            kube.node_ready(n),
+            bool(spec.get("unschedulable")),
+            sorted((t["key"], t["effect"]) for t in spec.get("taints") or []),
+            (status.get("allocatable") or {}).get("nvidia.com/gpu"),
+            ledger.RUN_LABEL in (meta.get("labels") or {}),
+            ledger.ORIGINAL_ANNOTATION in (meta.get("annotations") or {}),
+            sorted(c["type"] for c in status.get("conditions") or []),
+        )
+    return out
+
+
+def _as_before(where: runner.Where, before: dict[str, Any]) -> None:
+    """Nodes come back on their own clock (a revived kubelet re-registers): allow them a minute."""
+    deadline = time.monotonic() + 90
+    while _nodes(where) != before and time.monotonic() < deadline:
+        time.sleep(1)
+    after = _nodes(where)
+    changed = {n: (before.get(n), after.get(n)) for n in set(before) | set(after) if before.get(n) != after.get(n)}
+    assert not changed, f"nodes not as before: {changed}"
+
+
+@contextmanager
+def blocking_budget(where: runner.Where) -> Iterator[None]:
+    """The inference PDB allows no disruption at all (maxUnavailable 0): a drain never finishes."""
+    policy, ns = client.PolicyV1Api(where.api), where.namespace
+    before = kube.as_dict(policy.read_namespaced_pod_disruption_budget("inference", ns))["spec"]
+    policy.patch_namespaced_pod_disruption_budget("inference", ns, {"spec": {"maxUnavailable": 0}})
+    try:
+        kube.wait_for("the budget to allow nothing", lambda: kube.as_dict(
+            policy.read_namespaced_pod_disruption_budget("inference", ns))["status"].get("disruptionsAllowed") == 0,
+            timeout=30)  # fmt: skip
+        yield
+    finally:
+        policy.patch_namespaced_pod_disruption_budget("inference", ns, {"spec": before})
+
+
+@contextmanager
+def no_checkpoints(where: runner.Where) -> Iterator[None]:
+    """The benchmark Job replaced by one that keeps no checkpoint (CHECKPOINTS=off)."""
+    batch, ns = client.BatchV1Api(where.api), where.namespace
+    original = kube.as_dict(batch.read_namespaced_job("benchmark", ns))
+
+    def replace(job: dict[str, Any], env: dict[str, str]) -> None:
+        batch.delete_namespaced_job("benchmark", ns, propagation_policy="Foreground")
+        kube.wait_for("the old benchmark Job gone", lambda: not [
+            j for j in batch.list_namespaced_job(ns).items if kube.name_of(j) == "benchmark"], timeout=60)  # fmt: skip
+        template = job["spec"]["template"]
+        labels = {
+            k: v for k, v in template["metadata"]["labels"].items() if "controller-uid" not in k and "job-name" not in k
+        }
+        c = template["spec"]["containers"][0]
+        c["env"] = [e for e in c["env"] if e["name"] not in env] + [{"name": k, "value": v} for k, v in env.items()]
+        body = {"apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "benchmark", "labels": job["metadata"].get("labels") or {}},
+                "spec": {k: v for k, v in job["spec"].items() if k in ("backoffLimit", "podFailurePolicy")}
+                | {"template": {"metadata": {"labels": labels}, "spec": template["spec"]}}}  # fmt: skip
+        batch.create_namespaced_job(ns, client.V1Job.model_validate(body))
+
+    import copy
+
+    replace(copy.deepcopy(original), {"CHECKPOINTS": "off"})
+    try:
+        yield
+    finally:
+        replace(copy.deepcopy(original), {})
+
+
+DEFAULT_TOLERATIONS: Weakness = (
+    "Deployment", "gateway", {"spec": {"template": {"spec": {"tolerations": None}}}}, None,
+)  # fmt: skip
+
+
+CASES = [
+    ("node-drain", "blocking-budget", "not drained after 30 s"),
+    ("spot-preemption", "no-checkpoints", "restarted from step 0"),
+    ("node-failure", "default-tolerations", "tolerationSeconds"),
+]
+
+
+@pytest.mark.parametrize(("name", "weakness", "says"), CASES, ids=[c[0] for c in CASES])
+def test_node_experiment_passes_on_the_reference_and_fails_when_weakened(
+    where: runner.Where, tmp_path: Path, name: str, weakness: str, says: str
+) -> None:
+    replicas, nodes = _replicas(where), _nodes(where)
+    good = runner.run(EXPERIMENTS / f"{name}.json", where, tmp_path / "good")
+    assert good.status == "passed", f"{name} on the reference stack: {good.violations()} {good.steps}"
+    assert good.overall.requests > 100 and good.fault is not None
+    _as_before(where, nodes)
+    assert _replicas(where) == replicas
+
+    weak = {
+        "blocking-budget": lambda: blocking_budget(where),
+        "no-checkpoints": lambda: no_checkpoints(where),
+        "default-tolerations": lambda: weakened(where, DEFAULT_TOLERATIONS),
+    }[weakness]
+    with weak():
+        bad = runner.run(EXPERIMENTS / f"{name}.json", where, tmp_path / "bad")
+    assert bad.status == "failed", f"{name} on the weakened stack: {bad.status} {bad.violations()} {bad.steps}"
+    cause = "; ".join(bad.violations())
+    assert says in cause, cause
+    _as_before(where, nodes)
+    assert _replicas(where) == replicas
+
+
+def test_node_chaos_outside_the_node_blast_radius_is_refused_before_acting(where: runner.Where, tmp_path: Path) -> None:
+    """On a cluster seatrial did not start (no local cluster in ``where``) and without
+    --allow-node-chaos, a node experiment changes nothing and says why."""
+    nodes = _nodes(where)
+    remote = runner.Where(where.api, where.target, where.namespace, where.profile)
+    result = runner.run(EXPERIMENTS / "node-drain.json", remote, tmp_path / "refused")
+    assert result.status == "error"
+    said = " ".join(s.output for s in result.steps if s.status == "error")
+    assert "node-level chaos is off for this run" in said, said
+    assert _nodes(where) == nodes
