@@ -177,7 +177,7 @@ def pods_on(api: client.ApiClient, node: str) -> list[dict[str, Any]]:
     return [kube.as_dict(p) for p in items]
 
 
-def _daemon(pod: Mapping[str, Any]) -> bool:
+def daemon(pod: Mapping[str, Any]) -> bool:
     owners = (pod.get("metadata") or {}).get("ownerReferences") or []
     mirror = "kubernetes.io/config.mirror" in ((pod.get("metadata") or {}).get("annotations") or {})
     return mirror or any(o.get("kind") == "DaemonSet" for o in owners)
@@ -210,7 +210,7 @@ def drain(
         for pod in pods_on(api, node):
             meta = pod["metadata"]
             key = (meta["namespace"], meta["name"])
-            if _daemon(pod) or _finished(pod):
+            if daemon(pod) or _finished(pod):
                 continue
             if meta["namespace"] not in book.namespaces:
                 if f"{key[0]}/{key[1]}" not in result.left_alone:

@@ -62,7 +62,7 @@ def drain_held(configuration: Configuration = None) -> str:
     return verdict(result, watch.stop(), blocking)
 
 
-def restore_nodes(configuration: Configuration = None) -> list[str]:
+def restore_nodes(configuration: Configuration = None) -> str:
     """Undo now what this run did so far (uncordon, untaint, switch on): the end of a maintenance,
     before the method waits for the stack to be whole. The ledger's undos run once, so the ones
     at the end of the run find nothing left to do."""
@@ -72,7 +72,7 @@ def restore_nodes(configuration: Configuration = None) -> list[str]:
     failed = book.unwind()
     if failed:
         raise ClusterError("; ".join(failed))
-    return pending
+    return "; ".join(pending)
 
 
 def verdict(result: drain.Drain | None, budgets: list[drain.Budget], blocking: list[str] | None = None) -> str:

@@ -19,6 +19,7 @@ node name (for a real node: switched on again, it registers as a new Node).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -64,6 +65,7 @@ class Preemption:
     drained_in: float | None = None
     gone_at: float | None = None
     replaced_at: float | None = None
+    pending: dict[str, str] = field(default_factory=dict)  # pods waiting for spot capacity, and why
     logs: dict[str, str] = field(default_factory=dict)  # the interrupted batch pods' logs
 
     def summary(self) -> dict[str, Any]:
@@ -89,11 +91,33 @@ def _local_cluster(configuration: Configuration) -> Any:
 
 
 def _pod_names_on(api: client.ApiClient, node: str, namespaces: frozenset[str]) -> set[str]:
+    """The run's pods still running on the node, DaemonSet pods aside (they end with the node)."""
     return {
         f"{p['metadata']['namespace']}/{p['metadata']['name']}"
         for p in drain.pods_on(api, node)
-        if p["metadata"]["namespace"] in namespaces and (p.get("status") or {}).get("phase") in ("Pending", "Running")
+        if p["metadata"]["namespace"] in namespaces
+        and (p.get("status") or {}).get("phase") in ("Pending", "Running")
+        and not drain.daemon(p)
     }
+
+
+def _pending(api: client.ApiClient, namespaces: frozenset[str]) -> dict[str, str]:
+    """The run's batch pods waiting for a node, with the scheduler's reason (e.g. no spot GPU left)."""
+    out = {}
+    for ns in namespaces:
+        with kube.translate(f"listing pending pods in {ns}"):
+            pods = (
+                client.CoreV1Api(api)
+                .list_namespaced_pod(ns, label_selector=JOB_LABEL, field_selector="status.phase=Pending")
+                .items
+            )
+        for p in (kube.as_dict(x) for x in pods):
+            cond: dict[str, Any] = next(
+                (c for c in (p.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), {}
+            )
+            if cond.get("status") == "False":
+                out[p["metadata"]["name"]] = str(cond.get("message") or cond.get("reason") or "")
+    return out
 
 
 def _clock(api: client.ApiClient, node: str, book: ledger.Ledger, record: Preemption, stop: threading.Event) -> None:
@@ -117,7 +141,7 @@ def _capture_logs(api: client.ApiClient, node: str, book: ledger.Ledger, record:
         meta = pod["metadata"]
         if meta["namespace"] in book.namespaces and JOB_LABEL in (meta.get("labels") or {}):
             try:
-                record.logs[meta["name"]] = core.read_namespaced_pod_log(meta["name"], meta["namespace"])
+                record.logs[meta["name"]] = core.read_namespaced_pod_log(meta["name"], meta["namespace"]) or ""
             except Exception:
                 record.logs.setdefault(meta["name"], "")
 
@@ -174,6 +198,10 @@ def preempt_spot(
                 client.CoreV1Api(api).delete_namespaced_pod(pname, pns, grace_period_seconds=0)
         _terminate(api, node, obj, real=real, local=local)
         record.gone_at = round(time.monotonic() - t0, 2)
+        with contextlib.suppress(ClusterError):  # the next attempt of the work, while no spot node is there
+            kube.wait_for("the next attempt to be scheduled or found pending", lambda: _pending(api, book.namespaces),
+                          timeout=10, interval=0.5)  # fmt: skip
+        record.pending = _pending(api, book.namespaces)
         _replace(api, node, obj, real=real, local=local)
         record.replaced_at = round(time.monotonic() - t0, 2)
     finally:
@@ -183,7 +211,11 @@ def preempt_spot(
 
 
 def _event(api: client.ApiClient, ns: str, node: str, prov: Provider, window: float) -> None:
-    """The notice as an Event on the node (in the stack's namespace, labelled with the run)."""
+    """The notice as an Event on the node, where ``kubectl describe node`` shows it: the API keeps a
+    cluster-scoped object's events in ``default``. It is a record, not a chaos target, so the
+    system-namespace rule does not apply; it is labelled with the run and removed by the undo."""
+    del ns
+    ns = "default"
     book = ledger.current()
     name = f"{node}.spot-{book.run_id}"
     core = client.CoreV1Api(api)
@@ -338,7 +370,7 @@ def _job_logs(api: client.ApiClient, ns: str, job: str) -> dict[str, str]:
     for p in pods:
         name = kube.name_of(p)
         try:
-            out[name] = core.read_namespaced_pod_log(name, ns)
+            out[name] = core.read_namespaced_pod_log(name, ns) or ""
         except Exception:
             out[name] = ""
     return out
