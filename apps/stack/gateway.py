@@ -76,6 +76,20 @@ def main() -> None:
     redis_host = os.environ.get("REDIS_HOST", "redis")
     redis = Redis(redis_host, int(os.environ.get("REDIS_PORT", "6379")), read_secret("REDIS_PASSWORD"))
     cache_ttl = int(os.environ.get("CACHE_TTL_SECONDS", "300"))
+    # A cache whose node died answers nothing: every call would wait out its timeout, one at a
+    # time, and the front door with it (found by the node-failure experiment). After a failure
+    # the cache is skipped for a while, then tried again.
+    cache_pause = env_float("CACHE_PAUSE_SECONDS", 5)
+    cache_down_until = [0.0]
+
+    def cached_call(*args: str) -> Any:
+        if time.monotonic() < cache_down_until[0]:
+            raise ConnectionError("cache paused after a failure")
+        try:
+            return redis.command(*args)
+        except Exception:
+            cache_down_until[0] = time.monotonic() + cache_pause
+            raise
     upstream_timeout = env_float("UPSTREAM_TIMEOUT_SECONDS", 30)
     # a replica that died without a word never answers a SYN: give up on it fast, try the next
     upstream_connect_timeout = env_float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", 1)
@@ -126,7 +140,7 @@ def main() -> None:
             model = body.setdefault("model", model_default)
             key = cache_key(body)
             try:
-                cached = redis.command("GET", key)
+                cached = cached_call("GET", key)
             except Exception as exc:
                 log.warning("cache read failed: %s", exc)
                 cached = None
@@ -156,7 +170,7 @@ def main() -> None:
                     continue
                 if status == 200:
                     try:
-                        redis.command("SET", key, json.dumps(answer), "EX", str(cache_ttl))
+                        cached_call("SET", key, json.dumps(answer), "EX", str(cache_ttl))
                     except Exception as exc:
                         log.warning("cache write failed: %s", exc)
                 code = status

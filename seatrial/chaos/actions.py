@@ -165,6 +165,40 @@ def rolling_restart(kind: str, name: str, timeout: float = 300.0, configuration:
     return workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout)
 
 
+def respread(kind: str, name: str, timeout: float = 180.0, configuration: Configuration = None) -> list[str]:
+    """After a node came back: replicas that moved onto a node shared with another replica are
+    evicted one at a time (through the Eviction API, so budgets hold and pods drain), until no
+    node holds two while another has room; the scheduler puts each replacement back by the
+    workload's spread rules. The stack ends as it began, not just as many."""
+    ns, api = _namespace(configuration), _api(configuration)
+    ledger.current().allow(ns, f"respread {kind}/{name}")
+    moved: list[str] = []
+    for _ in range(10):
+        workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
+        by_node: dict[str, list[str]] = {}
+        for p in workloads.pods(api, kind, name, ns):
+            by_node.setdefault(str((p.get("spec") or {}).get("nodeName")), []).append(p["metadata"]["name"])
+        crowded = sorted(pods for pods in by_node.values() if len(pods) > 1)
+        if not crowded:
+            return moved
+        victim = sorted(crowded[0])[-1]
+        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=victim, namespace=ns))
+        with kube.translate(f"evicting {ns}/{victim} to respread {kind}/{name}"):
+            client.CoreV1Api(api).create_namespaced_pod_eviction(victim, ns, body)
+        moved.append(victim)
+
+        def gone(pod: str = victim) -> bool:
+            return pod not in {p["metadata"]["name"] for p in workloads.pods(api, kind, name, ns, terminating=True)}
+
+        kube.wait_for(f"{victim} gone", gone, timeout=timeout, interval=0.5)
+        # the replacement lands where the spread allows: if that is the same crowded node, stop
+        workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
+        after = {str((p.get("spec") or {}).get("nodeName")) for p in workloads.pods(api, kind, name, ns)}
+        if len(after) <= len(by_node):
+            return moved
+    return moved
+
+
 def wait_ready(kind: str, name: str, timeout: float = 180.0, configuration: Configuration = None) -> float:
     """A rollback: wait until the workload is rolled out, ready and settled (no old pod still
     terminating), so the next experiment starts from a whole stack; returns the seconds waited."""
