@@ -51,15 +51,23 @@ class Backends:
                         self._cache[model] = (time.monotonic(), urls)
                         self.answered = True
             except OSError as exc:
+                # keep the last answer for another TTL: a dead hub must not cost every request a
+                # timeout (found by the zone-outage experiment)
                 log.warning("hub unreachable, using the last known backends: %s", exc)
+                with self._lock:
+                    self._cache[model] = (time.monotonic(), urls)
         if not urls:
             return []
         start = next(self._rr) % len(urls)
         return urls[start:] + urls[:start]
 
-    def forget(self, model: str) -> None:
+    def forget(self, model: str, url: str) -> None:
+        """A replica that did not answer leaves the table until the hub is asked again; the
+        others stay (dropping the whole table sent every request to the hub)."""
         with self._lock:
-            self._cache.pop(model, None)
+            fetched, urls = self._cache.get(model, (0.0, []))
+            rest = [u for u in urls if u != url]
+            self._cache[model] = (fetched if rest else 0.0, rest)
 
 
 def cache_key(body: dict[str, Any]) -> str:
@@ -161,7 +169,7 @@ def main() -> None:
                     )
                 except OSError as exc:
                     last = f"{url}: {exc}"
-                    backends.forget(model)
+                    backends.forget(model, url)
                     m.inc("gateway_upstream_retries_total")
                     continue
                 if status == 503:  # loading or draining: another replica may answer

@@ -176,10 +176,20 @@ def _step(phase: str, run: Mapping[str, Any], *, probe: bool) -> report.Step:
         status = "failed"
     else:
         status = "passed"
-    out = run.get("exception") or run.get("output")
-    text = (
-        "".join(out) if isinstance(out, list) and all(isinstance(x, str) for x in out) else json.dumps(out, default=str)
-    )
+    exc = run.get("exception")
+    out = exc or run.get("output")
+    if isinstance(exc, list) and exc and all(isinstance(x, str) for x in exc):
+        # a traceback: its last line says what went wrong, and is what a report has room for
+        lines = [ln for ln in "".join(exc).splitlines() if ln.strip()]
+        start = max(
+            (i for i, ln in enumerate(lines) if not ln[0].isspace() and ": " in ln and not ln.startswith("hint:")),
+            default=len(lines) - 1,
+        )
+        text = " ".join(ln.strip() for ln in lines[start:])
+    elif isinstance(out, list) and all(isinstance(x, str) for x in out):
+        text = "".join(out)
+    else:
+        text = json.dumps(out, default=str)
     return report.Step(
         phase, str(act.get("name", "?")), status, _when(run.get("start")), _when(run.get("end")), text[:500]
     )

@@ -522,13 +522,15 @@ class LocalCluster:
         if real:
             self._ensure_real_nodes(core, real, timeout=timeout)
 
-    def _ensure_real_nodes(self, core: client.CoreV1Api, real: list[pools.NodePool], *, timeout: float) -> None:
+    def _ensure_real_nodes(
+        self, core: client.CoreV1Api, real: list[pools.NodePool], *, timeout: float, only: str | None = None
+    ) -> None:
         """Real nodes register themselves; we add what the kubelet may not set and wait for Ready.
 
         The GPU count goes into the node status as Kubernetes documents for extended resources.
         The kubelet resets extended resources to 0 when it restarts, so this runs on every up."""
-        names = {n: p for p in real for n in p.node_names()}
-        say(f"waiting for {len(names)} real nodes to register and be Ready")
+        names = {n: p for p in real for n in p.node_names() if only is None or n == only}
+        say(f"waiting for {len(names)} real node{'s' if len(names) != 1 else ''} to register and be Ready")
 
         def registered() -> bool:
             with kube.translate("listing nodes"):
@@ -571,7 +573,8 @@ class LocalCluster:
             on_timeout=lambda: f"not Ready: {', '.join(not_ready())}; see {self.run / 'nodes'}/*/logs",
         )
         self._mark("real nodes Ready")
-        self._apply_addons(core, timeout=timeout)
+        if only is None:  # a revived node: the addons were applied at bring-up and may wait on other nodes
+            self._apply_addons(core, timeout=timeout)
 
     def _apply_addons(self, core: client.CoreV1Api, *, timeout: float) -> None:
         """Cluster DNS (and any other add-on under manifests/cluster/addons), on the real nodes."""
@@ -696,6 +699,22 @@ class LocalCluster:
         tmp.write_text(json.dumps({"stopped": sorted(stopped)}))
         tmp.replace(control)
 
+    def _stopped_nodes(self) -> set[str]:
+        try:
+            down = json.loads((self.run / "control.json").read_text()).get("stopped", [])
+        except (OSError, ValueError):
+            return set()
+        return {n.split("/", 1)[0] for n in down}
+
+    def _route_services(self, net: network.NetworkPlan) -> None:
+        """The host reaches Services through one real node, as an external load balancer would:
+        through the first one that is switched on (a health-checking balancer skips a dead one).
+        A revived node does not take the traffic back: its kube-proxy is still catching up."""
+        stopped = self._stopped_nodes()
+        live = [n for n in net.nodes if n.name not in stopped]
+        if live:
+            network.route_services(net, SERVICE_CIDR, via=live[0])
+
     def _wait_node_processes(self, name: str, state: str, *, timeout: float) -> None:
         def reached() -> bool:
             procs = self._read_status().get("processes", {})
@@ -721,6 +740,7 @@ class LocalCluster:
         shutil.rmtree(self.run / "nodes" / name / "cni-ipam", ignore_errors=True)
         subprocess.run(["ip", "-n", net.nodes[index].netns, "link", "delete", "cni0"], capture_output=True, check=False)
         network.set_link(net.nodes[index].host_veth, up=False)
+        self._route_services(net)
 
     def revive_node(self, name: str, *, timeout: float = 90) -> None:
         """Power the node back on and wait until it is Ready again (GPU capacity re-advertised)."""
@@ -730,7 +750,7 @@ class LocalCluster:
         self._wait_node_processes(name, "running", timeout=timeout)
         node_pools = [p for p in pools.load_pools(self.pools_dir) if p.real]
         core = client.CoreV1Api(kube.api_client(self.target()))
-        self._ensure_real_nodes(core, node_pools, timeout=timeout)
+        self._ensure_real_nodes(core, node_pools, timeout=timeout, only=name)
 
     # ---- down ----------------------------------------------------------------------------
     def down(self, *, quiet: bool = False) -> None:

@@ -163,10 +163,11 @@ def leftovers(p: NetworkPlan) -> list[str]:
     return found
 
 
-def route_services(p: NetworkPlan, service_cidr: str) -> None:
-    """Reach ClusterIPs from the host through the first real node's kube-proxy (it masquerades,
-    so replies come back the same way). The route goes with the bridge on teardown."""
-    _run(["ip", "route", "replace", service_cidr, "via", p.nodes[0].ip, "dev", p.bridge])
+def route_services(p: NetworkPlan, service_cidr: str, *, via: NodeNet | None = None) -> None:
+    """Reach ClusterIPs from the host through a real node's kube-proxy (the first, unless told;
+    it masquerades, so replies come back the same way). The route goes with the bridge on
+    teardown."""
+    _run(["ip", "route", "replace", service_cidr, "via", (via or p.nodes[0]).ip, "dev", p.bridge])
 
 
 def set_link(name: str, *, up: bool) -> None:

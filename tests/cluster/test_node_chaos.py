@@ -3,12 +3,16 @@
 node-drain passes on the reference stack and fails against a PodDisruptionBudget that blocks
 every eviction; spot-preemption passes and fails against a benchmark Job without checkpoints;
 node-failure passes and fails against the default toleration of an unreachable node (300 s)
-under a 60 s recovery SLO. After every run, pass or fail, the nodes are as they were: Ready,
+under a 60 s recovery SLO; zone-outage passes and fails when every inference replica is in the
+zone that goes dark (one replica: the only arrangement our one GPU node per zone allows with the
+stack's one-replica-per-node rule; two replicas pinned to one zone leave the second Pending).
+After every run, pass or fail, the nodes are as they were: Ready,
 schedulable, no taint, label, condition or annotation of seatrial's, GPUs as advertised, and the
 stack whole."""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +27,7 @@ from seatrial.chaos import ledger, runner
 from seatrial.cluster.local import LocalCluster
 from seatrial.stack import Deployed
 
-from .test_chaos import EXPERIMENTS, Weakness, _replicas, weakened
+from .test_chaos import EXPERIMENTS, ONE_INFERENCE, Weakness, _replicas, weakened
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +100,6 @@ def no_checkpoints(where: runner.Where) -> Iterator[None]:
                 | {"template": {"metadata": {"labels": labels}, "spec": template["spec"]}}}  # fmt: skip
         batch.create_namespaced_job(ns, client.V1Job.model_validate(body))
 
-    import copy
-
     replace(copy.deepcopy(original), {"CHECKPOINTS": "off"})
     try:
         yield
@@ -114,9 +116,11 @@ CASES = [
     ("node-drain", "blocking-budget", "not drained after 30 s"),
     ("spot-preemption", "no-checkpoints", "restarted from step 0"),
     ("node-failure", "default-tolerations", "tolerationSeconds"),
+    ("zone-outage", "one-zone-inference", "error rate"),
 ]
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize(("name", "weakness", "says"), CASES, ids=[c[0] for c in CASES])
 def test_node_experiment_passes_on_the_reference_and_fails_when_weakened(
     where: runner.Where, tmp_path: Path, name: str, weakness: str, says: str
@@ -132,6 +136,7 @@ def test_node_experiment_passes_on_the_reference_and_fails_when_weakened(
         "blocking-budget": lambda: blocking_budget(where),
         "no-checkpoints": lambda: no_checkpoints(where),
         "default-tolerations": lambda: weakened(where, DEFAULT_TOLERATIONS),
+        "one-zone-inference": lambda: weakened(where, ONE_INFERENCE),
     }[weakness]
     with weak():
         bad = runner.run(EXPERIMENTS / f"{name}.json", where, tmp_path / "bad")
