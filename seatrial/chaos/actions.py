@@ -30,8 +30,9 @@ from typing import Any
 from kubernetes import client
 
 from seatrial import kube, load, workloads
-from seatrial.chaos import ledger
+from seatrial.chaos import drain, ledger
 from seatrial.chaos.target import LoadTarget, load_target
+from seatrial.errors import ClusterError
 from seatrial.profile import Load
 
 Configuration = dict[str, Any] | None
@@ -182,9 +183,9 @@ def respread(kind: str, name: str, timeout: float = 180.0, configuration: Config
         if not crowded:
             return moved
         victim = sorted(crowded[0])[-1]
-        body = client.V1Eviction(metadata=client.V1ObjectMeta(name=victim, namespace=ns))
-        with kube.translate(f"evicting {ns}/{victim} to respread {kind}/{name}"):
-            client.CoreV1Api(api).create_namespaced_pod_eviction(victim, ns, body)
+        outcome, why = drain.evict(api, ns, victim)
+        if outcome == "refused":
+            raise ClusterError(f"evicting {ns}/{victim} to respread {kind}/{name} was refused: {why}")
         moved.append(victim)
 
         def gone(pod: str = victim) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -187,6 +187,25 @@ def _finished(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
+def evict(api: client.ApiClient, namespace: str, name: str, *, grace_period: int | None = None) -> tuple[str, str]:
+    """One call of the Eviction API: ``allowed``; ``refused`` with the API's reason when a budget
+    says no (429); ``gone`` when the pod no longer exists (404)."""
+    body = client.V1Eviction(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace),
+        delete_options=client.V1DeleteOptions(grace_period_seconds=grace_period),
+    )
+    try:
+        client.CoreV1Api(api).create_namespaced_pod_eviction(name, namespace, body)
+    except ApiException as exc:
+        if exc.status == 429:
+            return "refused", kube.api_message(exc)
+        if exc.status == 404:
+            return "gone", ""
+        with kube.translate(f"evicting pod {namespace}/{name}"):
+            raise
+    return "allowed", ""
+
+
 def drain(
     api: client.ApiClient,
     node: str,
@@ -194,13 +213,12 @@ def drain(
     deadline: float,
     grace_period: int | None = None,
     backoff: tuple[float, float] = (0.5, 4.0),
-    on_evicted: Callable[[Eviction], None] | None = None,
 ) -> Drain:
     """Cordon ``node`` (undone by the ledger) and evict its pods within the run's namespaces
     until none is left or ``deadline`` seconds pass; refusals are retried with backoff."""
     book = ledger.current()
     nodeops.cordon(api, node)
-    core, started = client.CoreV1Api(api), time.monotonic()
+    started = time.monotonic()
     result = Drain(node)
     wait: dict[tuple[str, str], float] = {}  # pod -> when to try again
     delay: dict[tuple[str, str], float] = {}
@@ -223,25 +241,12 @@ def drain(
         for key, pod in ours:
             if pod["metadata"].get("deletionTimestamp") or wait.get(key, 0.0) > now:
                 continue
-            body = client.V1Eviction(
-                metadata=client.V1ObjectMeta(name=key[1], namespace=key[0]),
-                delete_options=client.V1DeleteOptions(grace_period_seconds=grace_period),
-            )
-            try:
-                core.create_namespaced_pod_eviction(key[1], key[0], body)
-                ev = Eviction(round(now, 2), key[0], key[1], "allowed")
-            except ApiException as exc:
-                if exc.status == 429:
-                    ev = Eviction(round(now, 2), key[0], key[1], "refused", kube.api_message(exc))
-                    delay[key] = min(backoff[1], delay.get(key, backoff[0] / 2) * 2)
-                    wait[key] = now + delay[key]
-                elif exc.status == 404:
-                    ev = Eviction(round(now, 2), key[0], key[1], "gone")
-                else:
-                    raise
+            outcome, why = evict(api, key[0], key[1], grace_period=grace_period)
+            ev = Eviction(round(now, 2), key[0], key[1], outcome, why)
+            if outcome == "refused":
+                delay[key] = min(backoff[1], delay.get(key, backoff[0] / 2) * 2)
+                wait[key] = now + delay[key]
             result.evictions.append(ev)
-            if on_evicted is not None:
-                on_evicted(ev)
         time.sleep(0.25)
     result.seconds = time.monotonic() - started
     return result

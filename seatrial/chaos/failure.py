@@ -139,7 +139,6 @@ def fail_node(
     or ``count`` simulated nodes of ``pool`` (their heartbeat stops). The ledger switches them on
     again. Returns the timeline so far; the probe after reads it when the recovery had its time."""
     from seatrial.chaos.nodes import node_holding
-    from seatrial.chaos.spot import _local_cluster
 
     ns, api = _namespace(configuration), _api(configuration)
     book = ledger.current()
@@ -156,7 +155,7 @@ def fail_node(
     else:
         raise ConfigError("fail_node needs holding (a real node) or pool (simulated nodes)")
     real = holding is not None
-    local = _local_cluster(configuration) if real else None
+    local = nodeops.local_cluster(configuration) if real else None
     if real and local is None:
         raise ConfigError("switching a real node off needs seatrial's local cluster")
     tl = Timeline(names, real)
@@ -177,7 +176,6 @@ def fail_zone(holding: str, configuration: Configuration = None) -> dict[str, An
     """Every node of one zone fails at once: the zone of the node running a pod ``holding``
     picks. Its real nodes are switched off, its simulated nodes stop heartbeating."""
     from seatrial.chaos.nodes import node_holding
-    from seatrial.chaos.spot import _local_cluster
 
     ns, api = _namespace(configuration), _api(configuration)
     book = ledger.current()
@@ -198,7 +196,7 @@ def fail_zone(holding: str, configuration: Configuration = None) -> dict[str, An
         raise ConfigError(f"zone {zone} has nodes seatrial cannot stop: {', '.join(other)}")
     for name in real + simulated:  # every node allowed before any is touched
         book.allow_node(name, nodeops.read(api, name)["metadata"].get("labels") or {}, f"fail node {name} of {zone}")
-    local = _local_cluster(configuration) if real else None
+    local = nodeops.local_cluster(configuration) if real else None
     if real and local is None:
         raise ConfigError("switching real nodes off needs seatrial's local cluster")
     tl = Timeline(real + simulated, bool(real), zone=zone)

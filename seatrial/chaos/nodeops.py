@@ -88,6 +88,24 @@ def _guard(api: client.ApiClient, name: str, what: str) -> dict[str, Any]:
     return node
 
 
+def local_cluster(configuration: Mapping[str, Any] | None) -> Any:
+    """seatrial's local cluster: the one seatrial's runner names (``local_state``), else the
+    default one when the experiment's kubeconfig is its kubeconfig (``chaos run`` alone); None
+    for any other cluster, whose nodes seatrial cannot switch off."""
+    from pathlib import Path
+
+    from seatrial.cluster.local import LocalCluster
+
+    cfg = configuration or {}
+    if cfg.get("local_state"):
+        return LocalCluster(Path(str(cfg["local_state"])))
+    local = LocalCluster()
+    given = str(cfg.get("kubeconfig") or "")
+    if given and local.kubeconfig.exists() and Path(given).resolve() == local.kubeconfig.resolve():
+        return local
+    return None
+
+
 # ---- changes -------------------------------------------------------------------------------
 def cordon(api: client.ApiClient, name: str) -> None:
     node = _guard(api, name, f"cordon node {name}")

@@ -72,24 +72,6 @@ class Preemption:
         return {k: v for k, v in self.__dict__.items() if k != "logs"}
 
 
-def _local_cluster(configuration: Configuration) -> Any:
-    """seatrial's local cluster: the one seatrial's runner names (``local_state``), else the
-    default one when the experiment's kubeconfig is its kubeconfig (``chaos run`` alone); None
-    for any other cluster, whose nodes seatrial cannot switch off."""
-    from pathlib import Path
-
-    from seatrial.cluster.local import LocalCluster
-
-    cfg = configuration or {}
-    if cfg.get("local_state"):
-        return LocalCluster(Path(str(cfg["local_state"])))
-    local = LocalCluster()
-    given = str(cfg.get("kubeconfig") or "")
-    if given and local.kubeconfig.exists() and Path(given).resolve() == local.kubeconfig.resolve():
-        return local
-    return None
-
-
 def _pod_names_on(api: client.ApiClient, node: str, namespaces: frozenset[str]) -> set[str]:
     """The run's pods still running on the node, DaemonSet pods aside (they end with the node)."""
     return {
@@ -170,7 +152,7 @@ def preempt_spot(
             f"node {node} is not a spot node (karpenter.sh/capacity-type={labels.get('karpenter.sh/capacity-type')})"
         )
     real = labels.get("seatrial.dev/real-node") == "true"
-    local = _local_cluster(configuration)
+    local = nodeops.local_cluster(configuration)
     if real and local is None:
         raise ConfigError(f"node {node} is a real node of a cluster seatrial did not start: it cannot be switched off")
     window = float(notice if notice is not None else prov.notice)
