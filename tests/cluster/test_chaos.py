@@ -207,9 +207,18 @@ def test_chaos_run_alone_passes_then_fails_on_one_replica(where: runner.Where, t
     assert "deviated" in (bad.stdout + bad.stderr + (tmp_path / "bad" / "chaos.log").read_text())
 
 
+# A user's terminal delivers Ctrl-C; a CI job started in the background (``cmd &`` in a
+# non-interactive shell) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
+# The suite under test takes SIGINT as a user's shell would give it.
+_PYTEST_WITH_CTRL_C = (
+    "import signal, sys, pytest; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.exit(pytest.main(sys.argv[1:]))"
+)
+
+
 def _suite(where: runner.Where, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "suites/chaos", "-p", "no:cacheprovider", "-q",
+        [sys.executable, "-c", _PYTEST_WITH_CTRL_C, "suites/chaos", "-p", "no:cacheprovider", "-q",
          "--kubeconfig", str(where.target.kubeconfig), "--stack-namespace", where.namespace,
          "--report-dir", str(tmp_path / "reports"), *args],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
