@@ -163,6 +163,9 @@ def fail_node(
     stop = threading.Event()
     book.records.setdefault("failure", []).append((tl, stop))
     book.will("the node-failure clock stopped", stop.set)
+    if local is None:
+        book.will("the stack's pods on the simulated nodes replaced",
+                  lambda: _kick_simulated_pods(api, names, book.namespaces))  # fmt: skip
     for name in names:
         if local is not None:
             nodeops.power_off(api, name, local.kill_node, local.revive_node)
@@ -204,6 +207,11 @@ def fail_zone(holding: str, configuration: Configuration = None) -> dict[str, An
     stop = threading.Event()
     book.records.setdefault("failure", []).append((tl, stop))
     book.will("the zone-outage clock stopped", stop.set)
+    if simulated:
+        book.will(
+            "the stack's pods on the simulated nodes replaced",
+            lambda: _kick_simulated_pods(api, simulated, book.namespaces),
+        )
     for name in simulated:
         nodeops.set_label(api, name, KWOK_LABEL, None)
     for name in real:
@@ -230,13 +238,14 @@ def noticed(timeout: float = 60.0, configuration: Configuration = None) -> str:
     moment the Services stop sending to what ran there. (Not the NoExecute taint: when most of
     a zone fails, the node lifecycle controller slows its evictions there, and in a cluster
     under 50 nodes stops them, taking the zone for cut off rather than dead.)"""
-    del configuration
     failed: list[tuple[Timeline, threading.Event]] = ledger.current().records.get("failure", [])
     if not failed:
         return "ok: no node failed yet (the steady state before the fault)"
     deadline = time.monotonic() + timeout
+    api = _api(configuration)
     while time.monotonic() < deadline:
-        if all(len(tl.not_ready) == len(tl.nodes) for tl, _ in failed):
+        if all(len(tl.not_ready) == len(tl.nodes) for tl, _ in failed) and _out_of_service(api, failed):
+            time.sleep(SYNC_SECONDS)
             slowest = max(max(tl.not_ready.values()) for tl, _ in failed)
             tainted = sum(len(tl.tainted) for tl, _ in failed)
             count = sum(len(tl.nodes) for tl, _ in failed)
@@ -245,6 +254,42 @@ def noticed(timeout: float = 60.0, configuration: Configuration = None) -> str:
             )
         time.sleep(0.5)
     return f"the control plane did not notice the failed nodes within {timeout:.0f} s"
+
+
+SYNC_SECONDS = 3.0  # from a pod marked not ready to every kube-proxy's rules without it
+
+
+def _out_of_service(api: client.ApiClient, failed: list[tuple[Timeline, threading.Event]]) -> bool:
+    """Every stack pod that ran on a failed node is marked not ready (or going): the endpoint
+    controllers take it out of the Services from here on."""
+    core = client.CoreV1Api(api)
+    for tl, _ in failed:
+        for key in tl.pods:
+            pns, pname = key.split("/")
+            try:
+                pod = kube.as_dict(core.read_namespaced_pod(pname, pns))
+            except client.exceptions.ApiException as exc:
+                if exc.status == 404:
+                    continue
+                raise
+            if drain.healthy(pod):
+                return False
+    return True
+
+
+def _kick_simulated_pods(api: client.ApiClient, names: list[str], namespaces: frozenset[str]) -> None:
+    """After simulated nodes heartbeat again: the stack's pods there stay marked not ready (KWOK
+    does not revisit a pod it did not see change), so delete them; their DaemonSet or controller
+    makes new ones, which KWOK runs."""
+    core = client.CoreV1Api(api)
+    kube.wait_for("the simulated nodes Ready again", lambda: all(
+        kube.node_ready(core.read_node(n)) for n in names), timeout=60, interval=0.5)  # fmt: skip
+    for name in names:
+        for pod in drain.pods_on(api, name):
+            meta = pod["metadata"]
+            if meta["namespace"] in namespaces and not drain.healthy(pod) and not meta.get("deletionTimestamp"):
+                with kube.translate(f"replacing {meta['namespace']}/{meta['name']} on {name}"):
+                    core.delete_namespaced_pod(meta["name"], meta["namespace"], grace_period_seconds=0)
 
 
 def recovered(within: float | None = None, configuration: Configuration = None) -> str:
