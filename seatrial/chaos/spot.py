@@ -123,7 +123,9 @@ def _capture_logs(api: client.ApiClient, node: str, book: ledger.Ledger, record:
         meta = pod["metadata"]
         if meta["namespace"] in book.namespaces and JOB_LABEL in (meta.get("labels") or {}):
             try:
-                record.logs[meta["name"]] = core.read_namespaced_pod_log(meta["name"], meta["namespace"]) or ""
+                text = core.read_namespaced_pod_log(meta["name"], meta["namespace"]) or ""
+                if len(text) >= len(record.logs.get(meta["name"], "")):  # keep the longest read
+                    record.logs[meta["name"]] = text
             except Exception:
                 record.logs.setdefault(meta["name"], "")
 
@@ -163,6 +165,9 @@ def preempt_spot(
     t0 = time.monotonic()
     clock.start()
     try:
+        # the interrupted work's log, read now and again after the drain (a pod that is gone by
+        # then may have taken its log with it; the later read, when there, has the last steps)
+        _capture_logs(api, node, book, record)
         if prov.taint:
             nodeops.taint(api, node, prov.taint, "NoSchedule")
         _event(api, ns, node, prov, window)
