@@ -276,10 +276,3 @@ def _forget(api: client.ApiClient, name: str, keys: list[str]) -> None:
     except ClusterError as exc:
         if " 404 " not in f" {exc} ":
             raise
-
-
-def marked_nodes(api: client.ApiClient) -> list[str]:
-    """Nodes a run changed and has not restored (by the run label)."""
-    with kube.translate("listing nodes seatrial changed"):
-        items = client.CoreV1Api(api).list_node(label_selector=ledger.RUN_LABEL).items
-    return sorted(kube.name_of(n) for n in items)
