@@ -43,6 +43,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--allow-node-chaos",
         action="store_true",
-        help="allow node-level experiments (drain, preemption, node and GPU faults) on a cluster seatrial did not start",
+        help="allow node-level experiments (drain, preemption, node, GPU faults) on a cluster seatrial did not start",
     )
     group.addoption("--report-dir", default=None, help="where runs write their reports (default: reports/)")

@@ -8,6 +8,7 @@ building now.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -102,13 +103,14 @@ def _chaos_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
     where = runner.Where(kube.api_client(cluster.target()), cluster.target(), namespace, profile.load(None), cluster)
     load_target(where.api, namespace, where.profile.load)  # the client loads its models once (~3 s)
     rows: list[Row] = []
-    total = 0.0
+    totals = {"workload": 0.0, "node": 0.0}
     with tempfile.TemporaryDirectory(prefix="seatrial-bench-chaos-") as scratch:
         for path in sorted(runner.EXPERIMENTS.glob("*.json")):
+            tags = set(json.loads(path.read_text()).get("tags") or [])
             t0 = time.monotonic()
             e = runner.run(path, where, Path(scratch) / path.stem)
             wall = time.monotonic() - t0
-            total += wall
+            totals["node" if tags & {"node", "gpu"} else "workload"] += wall
             window = (e.fault[1] - e.fault[0]) if e.fault else 0.0
             rows.append(
                 (
@@ -117,7 +119,8 @@ def _chaos_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
                     f"beyond the fault window: {wall - window:.1f} s (goal ≤ 15 s)",
                 )
             )
-    rows.append((f"chaos: the {len(rows)} experiments together", f"{total:.0f} s", "goal ≤ 8 min + 10 min (node)"))
+    rows.append(("chaos: the workload experiments together", f"{totals['workload']:.0f} s", "goal ≤ 8 min"))
+    rows.append(("chaos: the node and GPU experiments together", f"{totals['node']:.0f} s", "goal ≤ 10 min"))
     return rows
 
 

@@ -98,6 +98,7 @@ def main() -> None:
         except Exception:
             cache_down_until[0] = time.monotonic() + cache_pause
             raise
+
     upstream_timeout = env_float("UPSTREAM_TIMEOUT_SECONDS", 30)
     # a replica that died without a word never answers a SYN: give up on it fast, try the next
     upstream_connect_timeout = env_float("UPSTREAM_CONNECT_TIMEOUT_SECONDS", 1)

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from stack.common import HttpError, Request, Service, env_float, every, http_json, log, setup_logging
@@ -52,6 +53,32 @@ class Model:
         finally:
             with self._lock:
                 self.queue -= 1
+
+
+GPU_HEALTH_DIR = Path("/run/seatrial/gpus")
+"""Where seatrial's device plugin mounts the health of the node's GPUs (read-only)."""
+
+
+def watch_gpus(stop: threading.Event) -> None:
+    """Die the way a CUDA process dies when its GPU fails (an XID such as 79, "fallen off the
+    bus"): at once, and again at every restart while the GPU stays broken. The devices are the
+    ones the device plugin handed this container in NVIDIA_VISIBLE_DEVICES."""
+    devices = [d for d in os.environ.get("NVIDIA_VISIBLE_DEVICES", "").split(",") if d]
+
+    def check() -> None:
+        for device in devices:
+            try:
+                state = (GPU_HEALTH_DIR / device).read_text().strip()
+            except OSError:
+                continue
+            if state.startswith("Unhealthy"):
+                log.error("GPU %s failed (%s): CUDA error, the process cannot continue", device, state)
+                os._exit(1)
+
+    if devices:
+        log.info("using GPU %s", ", ".join(devices))
+        check()
+        every(0.5, check, stop)
 
 
 def prompt_of(body: dict[str, Any]) -> str:
@@ -133,6 +160,7 @@ def main() -> None:
             except OSError as exc:
                 log.warning("deregister: %s", exc)
 
+    watch_gpus(stop)
     threading.Thread(target=model.load, daemon=True).start()
     every(1.0, metrics_refresh, stop)
     every(float(os.environ.get("REGISTER_INTERVAL", "3")), register, stop)

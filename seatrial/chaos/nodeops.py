@@ -13,7 +13,8 @@ change here goes the same way:
 ``restore`` puts back what the annotation says and removes the marks, key by key, so it is
 idempotent and also works for a run that died with ``kill -9`` (the marks are all it needs).
 Keys: ``unschedulable``, ``taint/<key>/<effect>``, ``condition/<type>``, ``allocatable/<resource>``,
-``label/<key>`` and ``power`` (a real node of the local cluster that was switched off).
+``label/<key>``, ``power`` (a real node of the local cluster that was switched off) and
+``gpu/<device>`` (a GPU of a real node that its device plugin reports unhealthy).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 
@@ -30,6 +31,14 @@ from seatrial.chaos import ledger
 from seatrial.errors import ClusterError
 
 PowerOn = Callable[[str], None]
+
+
+class Host(Protocol):
+    """What only the machine under a node can undo (seatrial's local cluster is one)."""
+
+    def revive_node(self, name: str) -> None: ...
+
+    def set_gpu_health(self, name: str, device: str, state: str) -> None: ...
 
 
 def read(api: client.ApiClient, name: str) -> dict[str, Any]:
@@ -223,13 +232,22 @@ def power_off(api: client.ApiClient, name: str, off: PowerOn, on: PowerOn) -> No
     off(name)
 
 
+def fail_gpu(api: client.ApiClient, name: str, device: str, state: str, host: Host) -> None:
+    """Report one GPU of a real node unhealthy (``state`` names the XID) through the node's
+    device plugin: the kubelet drops allocatable and assigns the device to nothing new."""
+    _guard(api, name, f"fail GPU {device} of node {name}")
+    book = ledger.current()
+    mark = f"gpu/{device}"
+    book.will(f"GPU {device} of node {name} healthy again", lambda: restore(api, name, keys=[mark], host=host))
+    _remember(api, name, mark, "Healthy", book.run_id)
+    host.set_gpu_health(name, device, state)
+
+
 # ---- undo ----------------------------------------------------------------------------------
-def restore(
-    api: client.ApiClient, name: str, *, keys: list[str] | None = None, power_on: PowerOn | None = None
-) -> list[str]:
+def restore(api: client.ApiClient, name: str, *, keys: list[str] | None = None, host: Host | None = None) -> list[str]:
     """Put back what the node's marks recorded (only ``keys``, or all), then drop those marks;
     once none are left, the run label goes too. Returns the keys restored. A node that no
-    longer exists has nothing to restore."""
+    longer exists has nothing to restore. ``power`` and ``gpu/…`` need the ``host``."""
     try:
         node = read(api, name)
     except ClusterError as exc:
@@ -253,8 +271,10 @@ def restore(
         elif key.startswith("label/"):
             with kube.translate(f"labelling node {name}"):
                 client.CoreV1Api(api).patch_node(name, {"metadata": {"labels": {key.split("/", 1)[1]: original}}})
-        elif key == "power" and power_on is not None:
-            power_on(name)
+        elif key == "power" and host is not None:
+            host.revive_node(name)
+        elif key.startswith("gpu/") and host is not None:
+            host.set_gpu_health(name, key.split("/", 1)[1], str(original))
     _forget(api, name, todo)
     return todo
 

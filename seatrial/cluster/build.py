@@ -412,12 +412,43 @@ def build_coredns(*, root: Path | None = None) -> Path:
     )
 
 
+GPU_PLUGIN_SOURCE = Path(__file__).with_name("gpuplugin") / "main.go"
+GPU_PLUGIN = "seatrial-gpu-plugin"
+
+
+def gpu_plugin_version() -> str:
+    """The plugin is our own source: its cache key is the source's digest and the API it speaks."""
+    digest = hashlib.sha256(GPU_PLUGIN_SOURCE.read_bytes()).hexdigest()[:12]
+    return f"{versions.staging_version()}-{digest}"
+
+
+def build_gpu_plugin(*, root: Path | None = None) -> Path:
+    """The real GPU nodes' device plugin (seatrial/cluster/gpuplugin), against k8s.io/kubelet's v1beta1 API."""
+    version = gpu_plugin_version()
+    package = f"seatrial.local/gpuplugin/cmd/{GPU_PLUGIN}"
+    recipe = Recipe("gpuplugin", version, GPU_PLUGIN, package, "-s -w", {"CGO_ENABLED": "0"})
+
+    def go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str:
+        del go, log, env
+        cmd = work / "cmd" / GPU_PLUGIN
+        cmd.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(GPU_PLUGIN_SOURCE, cmd / "main.go")
+        return (
+            f"module seatrial.local/gpuplugin\n\ngo {versions.GO_DIRECTIVE}\n\n"
+            f"require k8s.io/kubelet {versions.staging_version()}\n"
+        )
+
+    built = _build_wrapper("gpuplugin", version, [recipe], go_mod=go_mod, root=root, note="about a minute cold")
+    return built[GPU_PLUGIN]
+
+
 def ensure_binaries(*, root: Path | None = None, node_binaries: bool = False) -> Binaries:
     """Everything the control plane needs (and the node binaries when real nodes are wanted)."""
     kube = build_kubernetes(KUBE_BINARIES + (NODE_BINARIES if node_binaries else ()), root=root)
     paths = kube | {"etcd": etcd_or_fallback(root=root), "kwok": build_kwok(root=root)}
     if node_binaries:
         paths["coredns"] = build_coredns(root=root)
+        paths[GPU_PLUGIN] = build_gpu_plugin(root=root)
     return Binaries(paths=paths)
 
 
@@ -445,6 +476,7 @@ def cached_binaries(*, root: Path | None = None) -> Binaries | None:
         "coredns": root / "bin" / f"coredns-{versions.COREDNS}" / "coredns",
         "etcd": root / "bin" / f"etcd-{versions.ETCD}" / "etcd",
         "kwok": root / "bin" / f"kwok-{versions.KWOK}" / "kwok",
+        GPU_PLUGIN: root / "bin" / f"gpuplugin-{gpu_plugin_version()}" / GPU_PLUGIN,
     }
     return (
         Binaries({k: p for k, p in paths.items() if p.exists()})

@@ -31,7 +31,8 @@ from seatrial.errors import ClusterError, ConfigError
 
 SERVICE_CIDR = "10.96.0.0/16"
 CONTEXT = "seatrial-local"
-NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy")
+NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "gpu-plugin")
+"""What a real node runs (a GPU node only has the device plugin)."""
 
 
 VOLUMES_PER_NODE = 4
@@ -527,8 +528,8 @@ class LocalCluster:
     ) -> None:
         """Real nodes register themselves; we add what the kubelet may not set and wait for Ready.
 
-        The GPU count goes into the node status as Kubernetes documents for extended resources.
-        The kubelet resets extended resources to 0 when it restarts, so this runs on every up."""
+        A GPU node is Ready for us once its device plugin (seatrial/cluster/gpuplugin) has
+        registered and the kubelet reports every GPU allocatable."""
         names = {n: p for p in real for n in p.node_names() if only is None or n == only}
         say(f"waiting for {len(names)} real node{'s' if len(names) != 1 else ''} to register and be Ready")
 
@@ -544,17 +545,9 @@ class LocalCluster:
             on_timeout=lambda: f"see the kubelet logs under {self.run / 'nodes'}",
         )
         self._mark("real nodes registered")
-        for name, pool in names.items():
+        for name in names:
             with kube.translate(f"labelling node {name}"):
                 core.patch_node(name, {"metadata": {"labels": {pools.MANAGED_BY_LABEL: pools.MANAGED_BY}}})
-            if pool.gpu is not None:
-                # allocatable too, or the scheduler waits for the kubelet's next status sync (10 s)
-                patch = [
-                    {"op": "add", "path": f"/status/{field}/nvidia.com~1gpu", "value": str(pool.gpu.count)}
-                    for field in ("capacity", "allocatable")
-                ]
-                with kube.translate(f"advertising nvidia.com/gpu on {name}"):
-                    core.patch_node_status(name, patch)
 
         def not_ready() -> list[str]:
             with kube.translate("listing nodes"):
@@ -718,7 +711,8 @@ class LocalCluster:
     def _wait_node_processes(self, name: str, state: str, *, timeout: float) -> None:
         def reached() -> bool:
             procs = self._read_status().get("processes", {})
-            return all(procs.get(f"{name}/{c}", {}).get("state") == state for c in NODE_PROCESSES)
+            mine = [p for n, p in procs.items() if n.split("/", 1)[0] == name]
+            return bool(mine) and all(p.get("state") == state for p in mine)
 
         kube.wait_for(f"{name}'s processes to be {state}", reached, timeout=timeout)
 
@@ -751,6 +745,38 @@ class LocalCluster:
         node_pools = [p for p in pools.load_pools(self.pools_dir) if p.real]
         core = client.CoreV1Api(kube.api_client(self.target()))
         self._ensure_real_nodes(core, node_pools, timeout=timeout, only=name)
+
+    def _node_runtime(self, name: str) -> Path:
+        index, _ = self._real_node(name)
+        return realnodes.runtime_root(self.run) / str(index)
+
+    def set_gpu_health(self, name: str, device: str, state: str) -> None:
+        """What the GPU's health check reports: ``Healthy``, or ``Unhealthy …`` with the XID. The
+        node's device plugin passes it to the kubelet; the pods using the GPU read it too."""
+        target = self._node_runtime(name) / "gpus" / device
+        if not target.exists():
+            raise ConfigError(f"node {name} has no GPU {device}")
+        tmp = target.with_name(f".{device}.tmp")
+        tmp.write_text(state + "\n")
+        tmp.chmod(0o644)
+        tmp.replace(target)
+
+    def gpu_allocations(self, name: str) -> dict[str, list[str]]:
+        """Pod UID -> the GPU device IDs the node's kubelet assigned it (from its device-manager
+        checkpoint, the kubelet's own record of assignments)."""
+        path = self._node_runtime(name) / "device-plugins" / "kubelet_internal_checkpoint"
+        try:
+            data = json.loads(path.read_text()).get("Data") or {}
+        except (OSError, ValueError):
+            return {}
+        out: dict[str, list[str]] = {}
+        for entry in data.get("PodDeviceEntries") or []:
+            if entry.get("ResourceName") != pools.GPU_RESOURCE:
+                continue
+            ids = entry.get("DeviceIDs") or []
+            flat = [d for v in ids.values() for d in v] if isinstance(ids, dict) else list(ids)
+            out.setdefault(str(entry.get("PodUID")), []).extend(flat)
+        return out
 
     # ---- down ----------------------------------------------------------------------------
     def down(self, *, quiet: bool = False) -> None:

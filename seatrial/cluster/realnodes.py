@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from seatrial.cluster import pki, pools
+from seatrial.cluster.build import GPU_PLUGIN
 from seatrial.cluster.images import UNUSED_PLUGINS, Image, plant_store
 from seatrial.cluster.network import NetworkPlan, NodeNet
 from seatrial.cluster.supervisor import ProcessSpec
@@ -57,6 +58,16 @@ class RealNode:
     @property
     def socket(self) -> Path:
         return self.runtime / "containerd.sock"
+
+    @property
+    def device_plugins(self) -> Path:
+        """What this node's kubelet sees as /var/lib/kubelet/device-plugins (sockets, its checkpoint)."""
+        return self.runtime / "device-plugins"
+
+    @property
+    def gpu_health(self) -> Path:
+        """One file per simulated GPU, read by the device plugin and, read-only, by the pods using it."""
+        return self.runtime / "gpus"
 
 
 HOST_TOOLS = {
@@ -312,13 +323,11 @@ def prepare(
             ProcessSpec(
                 name=f"{node.name}/kubelet",
                 stage=4,
-                # Every kubelet binds /var/lib/kubelet/device-plugins/kubelet.sock (a path no flag
-                # moves); kubelets starting together can lose that race and exit. A retry wins it.
-                restarts=3,
                 log=str(logs / "kubelet.log"),
                 ready_url=f"http://{node.net.ip}:{KUBELET_HEALTHZ}/healthz",
                 argv=[
                     *ns,
+                    *own_device_plugin_dir(node),
                     str(bins["kubelet"]),
                     f"--config={node.conf / 'kubelet.yaml'}",
                     f"--kubeconfig={kubelet_kc}",
@@ -332,6 +341,21 @@ def prepare(
                 ],
             )
         )
+        if node.pool.gpu is not None:
+            specs.append(
+                ProcessSpec(
+                    name=f"{node.name}/gpu-plugin",
+                    stage=4,
+                    log=str(logs / "gpu-plugin.log"),
+                    argv=[
+                        str(bins[GPU_PLUGIN]),
+                        f"-dir={node.device_plugins}",
+                        f"-state={node.gpu_health}",
+                        f"-node={node.name}",
+                        f"-count={node.pool.gpu.count}",
+                    ],
+                )
+            )
         specs.append(
             ProcessSpec(
                 name=f"{node.name}/kube-proxy",
@@ -342,6 +366,31 @@ def prepare(
             )
         )
     return specs
+
+
+DEVICE_PLUGIN_PATH = "/var/lib/kubelet/device-plugins"
+_OWN_PLUGIN_DIR = f"""set -e
+root=$1 plugins=$2; shift 2
+mkdir -p "$root" "$plugins" {DEVICE_PLUGIN_PATH}
+mountpoint -q "$root" || mount --bind "$root" "$root"
+mount --make-shared "$root"
+exec unshare --mount --propagation unchanged -- sh -c '
+  set -e
+  mount --make-private "$(findmnt -n -o TARGET --target {DEVICE_PLUGIN_PATH})"
+  mount --bind "$0" {DEVICE_PLUGIN_PATH}
+  exec "$@"' "$plugins" "$@"
+"""
+
+
+def own_device_plugin_dir(node: RealNode) -> list[str]:
+    """A prefix that runs the kubelet in a mount namespace of its own with this node's directory
+    mounted at /var/lib/kubelet/device-plugins, the path every kubelet binds (no flag moves it).
+
+    So each node has its own device plugins, as a real node has, and kubelets starting together no
+    longer race for one kubelet.sock. The kubelet's root dir is made a shared mount first, so the
+    volume mounts the kubelet makes inside its namespace reach containerd outside it; the mount the
+    plugin directory sits on is made private inside, so the bind never leaks back to the host."""
+    return ["sh", "-c", _OWN_PLUGIN_DIR, "kubelet-mounts", str(node.conf / "kubelet"), str(node.device_plugins)]
 
 
 def make_cgroup(path: str) -> None:

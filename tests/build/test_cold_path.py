@@ -18,6 +18,7 @@ EXPECTED = {
     "etcd": versions.ETCD.lstrip("v"),
     "kwok": versions.KWOK,
     "coredns": versions.COREDNS.lstrip("v"),
+    build.GPU_PLUGIN: f"k8s.io/kubelet {versions.staging_version()}",
 }
 ASK = {"kubectl": ["version", "--client"]}
 

@@ -5,7 +5,9 @@ every eviction; spot-preemption passes and fails against a benchmark Job without
 node-failure passes and fails against the default toleration of an unreachable node (300 s)
 under a 60 s recovery SLO; zone-outage passes and fails when every inference replica is in the
 zone that goes dark (one replica: the only arrangement our one GPU node per zone allows with the
-stack's one-replica-per-node rule; two replicas pinned to one zone leave the second Pending).
+stack's one-replica-per-node rule; two replicas pinned to one zone leave the second Pending);
+gpu-fault passes and fails with a single inference replica, which leaves nothing serving while
+the replacement on a healthy GPU loads its model.
 After every run, pass or fail, the nodes are as they were: Ready,
 schedulable, no taint, label, condition or annotation of seatrial's, GPUs as advertised, and the
 stack whole."""
@@ -117,6 +119,7 @@ CASES = [
     ("spot-preemption", "no-checkpoints", "restarted from step 0"),
     ("node-failure", "default-tolerations", "tolerationSeconds"),
     ("zone-outage", "one-zone-inference", "error rate"),
+    ("gpu-fault", "one-inference", "error rate"),
 ]
 
 
@@ -137,6 +140,7 @@ def test_node_experiment_passes_on_the_reference_and_fails_when_weakened(
         "no-checkpoints": lambda: no_checkpoints(where),
         "default-tolerations": lambda: weakened(where, DEFAULT_TOLERATIONS),
         "one-zone-inference": lambda: weakened(where, ONE_INFERENCE),
+        "one-inference": lambda: weakened(where, ONE_INFERENCE),
     }[weakness]
     with weak():
         bad = runner.run(EXPERIMENTS / f"{name}.json", where, tmp_path / "bad")

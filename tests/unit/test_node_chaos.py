@@ -1,5 +1,5 @@
 """The pure parts of node-level chaos: the node blast radius, the marks a change leaves on a node,
-the verdicts of drain, spot preemption and node failure. The experiments themselves run on the
+the verdicts of drain, spot preemption, node failure and GPU faults. The experiments themselves run on the
 local cluster (tests/cluster/test_node_chaos.py)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import pytest
 
 from seatrial import profile
-from seatrial.chaos import drain, failure, ledger, nodeops, nodes, spot
+from seatrial.chaos import drain, failure, gpufault, ledger, nodeops, nodes, spot
 from seatrial.errors import ConfigError
 
 
@@ -94,3 +94,29 @@ def test_a_pod_without_its_own_toleration_stays_bound_for_300_s() -> None:
     assert "the default toleration of node.kubernetes.io/unreachable is 300 s" in said
     tl.evicted, tl.whole = {"stack/gw-1": 37}, 44
     assert failure.failure_verdict(tl, 60).startswith("ok: NotReady after 21 s, tainted unreachable after 22 s")
+
+
+def _fault(**kw: object) -> gpufault.GpuFault:
+    f = gpufault.GpuFault("real-gpu-0", "GPU-real-gpu-0-1", "stack/inference-0", "u1", 79, "2", "2", "2")
+    f.allocatable_after, f.allocatable_dropped, f.process_died = "1", 0.6, 0.5
+    f.replaced, f.back, f.back_on = 0.7, 68.0, ("real-gpu-0", ["GPU-real-gpu-0-0"])
+    for k, v in kw.items():
+        setattr(f, k, v)
+    return f
+
+
+def test_gpu_fault_verdict_wants_allocatable_down_capacity_kept_and_a_healthy_gpu() -> None:
+    ok = gpufault.gpu_verdict(_fault(), 180)
+    assert ok.startswith("ok:") and "allocatable nvidia.com/gpu 2 -> 1 after 0.6 s, capacity 2 kept" in ok
+    assert "on real-gpu-0 (GPU-real-gpu-0-0)" in ok
+    reason = "0/9 nodes: Insufficient nvidia.com/gpu"
+    pending = gpufault.gpu_verdict(_fault(back=None, back_on=None, pending_reason=reason), 180)
+    assert pending.startswith("ok:") and "waits Pending: 0/9 nodes: Insufficient nvidia.com/gpu" in pending
+    assert "never dropped from 2" in gpufault.gpu_verdict(_fault(allocatable_dropped=None), 180)
+    assert "went from 2 to 1" in gpufault.gpu_verdict(_fault(capacity="1"), 180)
+    assert "kept running after XID 79" in gpufault.gpu_verdict(_fault(process_died=None), 180)
+    assert "were given the failed GPU" in gpufault.gpu_verdict(_fault(on_bad_gpu=["u2"]), 180)
+    assert "not Ready again within 180 s" in gpufault.gpu_verdict(_fault(back=None, back_on=None), 180)
+    assert "came back on the failed GPU" in gpufault.gpu_verdict(
+        _fault(back_on=("real-gpu-0", ["GPU-real-gpu-0-1"])), 180
+    )
