@@ -63,6 +63,14 @@ class ClusterError(SeatrialError):
     exit_code = ExitCode.CLUSTER
 
 
+class NotFoundError(ClusterError):
+    """The API server answered 404: the object is gone (which an undo counts as done)."""
+
+
+class ConflictError(ClusterError):
+    """The API server answered 409: someone changed the object since we read it; read and retry."""
+
+
 class TemporaryClusterError(ClusterError):
     """A transient fault (connection refused while starting, 5xx): worth a retry."""
 

@@ -19,7 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from seatrial.errors import ClusterError, ConfigError, TemporaryClusterError, yaml_problem
+from seatrial.errors import ClusterError, ConfigError, ConflictError, NotFoundError, TemporaryClusterError, yaml_problem
 
 T = TypeVar("T")
 
@@ -58,7 +58,8 @@ def translate(action: str) -> Iterator[None]:
     except ApiException as exc:
         if exc.status in (500, 502, 503, 504, 429):
             raise TemporaryClusterError(f"{action}: the API server answered {exc.status} {exc.reason}") from None
-        raise ClusterError(f"{action}: {exc.status} {exc.reason}: {api_message(exc)}") from None
+        error = {404: NotFoundError, 409: ConflictError}.get(int(exc.status or 0), ClusterError)
+        raise error(f"{action}: {exc.status} {exc.reason}: {api_message(exc)}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterError(
             f"{action}: the cluster is unreachable ({_why_unreachable(exc)})",

@@ -19,6 +19,7 @@ Keys: ``unschedulable``, ``taint/<key>/<effect>``, ``condition/<type>``, ``alloc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -28,7 +29,7 @@ from kubernetes import client
 
 from seatrial import kube
 from seatrial.chaos import ledger
-from seatrial.errors import ClusterError
+from seatrial.errors import ConflictError, NotFoundError
 
 PowerOn = Callable[[str], None]
 
@@ -63,8 +64,8 @@ def _retry_conflicts(what: str, fn: Callable[[], object], *, tries: int = 8) -> 
             with kube.translate(what):
                 fn()
             return
-        except ClusterError as exc:
-            if " 409 " not in f" {exc} " or attempt == tries - 1:
+        except ConflictError:
+            if attempt == tries - 1:
                 raise
             time.sleep(0.1 * (attempt + 1))
 
@@ -250,10 +251,8 @@ def restore(api: client.ApiClient, name: str, *, keys: list[str] | None = None, 
     longer exists has nothing to restore. ``power`` and ``gpu/…`` need the ``host``."""
     try:
         node = read(api, name)
-    except ClusterError as exc:
-        if " 404 " in f" {exc} ":
-            return []
-        raise
+    except NotFoundError:
+        return []
     saved = marks(node)
     todo = [k for k in saved if keys is None or k in keys]
     for key in todo:
@@ -291,8 +290,5 @@ def _forget(api: client.ApiClient, name: str, keys: list[str]) -> None:
             meta["labels"] = {ledger.RUN_LABEL: None}
         client.CoreV1Api(api).patch_node(name, {"metadata": meta})
 
-    try:
+    with contextlib.suppress(NotFoundError):
         _retry_conflicts(f"removing seatrial's marks from node {name}", write)
-    except ClusterError as exc:
-        if " 404 " not in f" {exc} ":
-            raise

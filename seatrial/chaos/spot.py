@@ -31,7 +31,7 @@ from kubernetes import client
 from seatrial import kube
 from seatrial.chaos import drain, ledger, nodeops
 from seatrial.chaos.actions import Configuration, _api, _namespace
-from seatrial.errors import ClusterError, ConfigError
+from seatrial.errors import ClusterError, ConfigError, NotFoundError
 
 JOB_LABEL = "seatrial.dev/job"
 
@@ -224,13 +224,9 @@ def _event(api: client.ApiClient, ns: str, node: str, prov: Provider, window: fl
 
 
 def _delete_quietly(fn: Any) -> None:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
+    """An undo that deletes: already gone counts as done."""
+    with contextlib.suppress(NotFoundError), kube.translate("deleting what the preemption created"):
         fn()
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
 
 
 def _shut_down(api: client.ApiClient, node: str, book: ledger.Ledger, *, grace: int, deadline: float) -> float | None:
