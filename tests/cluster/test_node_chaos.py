@@ -15,6 +15,8 @@ stack whole."""
 from __future__ import annotations
 
 import copy
+import json
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,12 +26,12 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from seatrial import kube, profile
+from seatrial import kube, profile, workloads
 from seatrial.chaos import ledger, runner
 from seatrial.cluster.local import LocalCluster
 from seatrial.stack import Deployed
 
-from .test_chaos import EXPERIMENTS, ONE_INFERENCE, Weakness, _replicas, weakened
+from .test_chaos import EXPERIMENTS, ONE_INFERENCE, Weakness, _replicas, _suite, weakened
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +163,30 @@ def test_node_chaos_outside_the_node_blast_radius_is_refused_before_acting(where
     said = " ".join(s.output for s in result.steps if s.status == "error")
     assert "node-level chaos is off for this run" in said, said
     assert _nodes(where) == nodes
+
+
+def test_ctrl_c_while_a_gpu_is_failed_gives_the_gpu_back(where: runner.Where, tmp_path: Path) -> None:
+    """SIGINT once gpu-fault has failed a GPU (marked on its node): the run's undos make the GPU
+    healthy, remove the condition, and the nodes end as they began; inference is whole again."""
+    nodes = _nodes(where)
+    proc = _suite(where, tmp_path, "-k", "gpu-fault")
+    core = client.CoreV1Api(where.api)
+
+    def failed_gpu() -> bool:
+        for n in core.list_node().items:
+            raw = (kube.as_dict(n)["metadata"].get("annotations") or {}).get(ledger.ORIGINAL_ANNOTATION)
+            if raw and any(k.startswith("gpu/") for k in json.loads(raw)):
+                return True
+        return False
+
+    deadline = time.monotonic() + 180
+    while not failed_gpu() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    if not failed_gpu():
+        proc.kill()
+        pytest.fail(f"gpu-fault never failed a GPU: {(proc.communicate()[0] or '')[-2000:]}")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0, out[-3000:]
+    _as_before(where, nodes)
+    workloads.wait_rolled_out(where.api, "StatefulSet", "inference", where.namespace, timeout=180)
