@@ -123,11 +123,41 @@ def _capture_logs(api: client.ApiClient, node: str, book: ledger.Ledger, record:
         meta = pod["metadata"]
         if meta["namespace"] in book.namespaces and JOB_LABEL in (meta.get("labels") or {}):
             try:
-                text = core.read_namespaced_pod_log(meta["name"], meta["namespace"]) or ""
-                if len(text) >= len(record.logs.get(meta["name"], "")):  # keep the longest read
-                    record.logs[meta["name"]] = text
+                _keep_longest(record, meta["name"], core.read_namespaced_pod_log(meta["name"], meta["namespace"]) or "")
             except Exception:
                 record.logs.setdefault(meta["name"], "")
+
+
+def _follow_logs(api: client.ApiClient, node: str, book: ledger.Ledger, record: Preemption) -> list[threading.Thread]:
+    """Follow the log of every batch pod on ``node`` until its container ends. A read after the
+    drain comes too late for a pod the eviction already removed, and the steps it logged between
+    the last read and its SIGTERM would look as if they never ran; a followed stream ends only
+    when the container does, so it holds the interrupted attempt's last line."""
+    threads = []
+    for pod in drain.pods_on(api, node):
+        meta = pod["metadata"]
+        if meta["namespace"] in book.namespaces and JOB_LABEL in (meta.get("labels") or {}):
+            t = threading.Thread(target=_follow, args=(api, meta["namespace"], meta["name"], record), daemon=True)
+            t.start()
+            threads.append(t)
+    return threads
+
+
+def _follow(api: client.ApiClient, ns: str, name: str, record: Preemption) -> None:
+    core = client.CoreV1Api(api)
+    text = b""
+    try:
+        stream: Any = core.read_namespaced_pod_log(name, ns, follow=True, _preload_content=False)
+        for chunk in stream.stream(4096):
+            text += chunk
+            _keep_longest(record, name, text.decode(errors="replace"))
+    except Exception:  # the node went away mid-stream: what was read is kept, the reads above are the fallback
+        return
+
+
+def _keep_longest(record: Preemption, name: str, text: str) -> None:
+    if len(text) >= len(record.logs.get(name, "")):
+        record.logs[name] = text
 
 
 def preempt_spot(
@@ -165,9 +195,10 @@ def preempt_spot(
     t0 = time.monotonic()
     clock.start()
     try:
-        # the interrupted work's log, read now and again after the drain (a pod that is gone by
-        # then may have taken its log with it; the later read, when there, has the last steps)
+        # the interrupted work's log: followed to its end, and read now and after the drain as a
+        # fallback (the longest text of a pod is kept)
         _capture_logs(api, node, book, record)
+        followers = _follow_logs(api, node, book, record)
         if prov.taint:
             nodeops.taint(api, node, prov.taint, "NoSchedule")
         _event(api, ns, node, prov, window)
@@ -183,6 +214,8 @@ def preempt_spot(
             pns, pname = pod.split("/")
             with kube.translate(f"killing pod {pod} at the end of the notice"):
                 client.CoreV1Api(api).delete_namespaced_pod(pname, pns, grace_period_seconds=0)
+        for follower in followers:  # their containers ended with the drain or the kill
+            follower.join(timeout=5)
         _terminate(api, node, obj, real=real, local=local)
         record.gone_at = round(time.monotonic() - t0, 2)
         with contextlib.suppress(ClusterError):  # the next attempt of the work, while no spot node is there
