@@ -150,8 +150,13 @@ class LocalCluster:
     ) -> None:
         root = repo_root()
         self.state = (state or Path(os.environ.get("SEATRIAL_CLUSTER_DIR") or root / ".cluster")).resolve()
-        self.pools_dir = pools_dir or Path(os.environ.get("SEATRIAL_POOLS") or root / "manifests" / "cluster")
-        self.ports = ports or Ports.from_env()
+        # a cluster found by its state dir alone (a chaos action, cleanup) keeps the ports and pools
+        # it was started with; what the caller or the environment names wins
+        saved = self._settings()
+        self.pools_dir = pools_dir or Path(
+            os.environ.get("SEATRIAL_POOLS") or saved.get("pools_dir") or root / "manifests" / "cluster"
+        )
+        self.ports = ports or self._saved_ports(saved) or Ports.from_env()
         self.cache = cache
         self.node_monitor_grace = node_monitor_grace
         self.run = self.state / "run"
@@ -165,6 +170,27 @@ class LocalCluster:
         self.timings[milestone] = round(time.monotonic() - self._t0, 2)
 
     # ---- state ---------------------------------------------------------------------------
+    def _settings(self) -> dict[str, Any]:
+        try:
+            doc = json.loads((self.state / "settings.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    @staticmethod
+    def _saved_ports(saved: dict[str, Any]) -> Ports | None:
+        if os.environ.get("SEATRIAL_PORT_OFFSET") is not None:
+            return None
+        try:
+            return Ports(**saved["ports"])
+        except (KeyError, TypeError):
+            return None
+
+    def _save_settings(self) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        doc = {"ports": self.ports.named(), "pools_dir": str(self.pools_dir)}
+        (self.state / "settings.json").write_text(json.dumps(doc, indent=2) + "\n")
+
     def _supervisor_pid(self) -> int | None:
         pid_file = self.run / "supervisor.pid"
         try:
@@ -232,6 +258,7 @@ class LocalCluster:
                 f"port(s) already in use on 127.0.0.1: {desc}",
                 hint="stop whatever listens there (ss -ltnp), or shift every port with SEATRIAL_PORT_OFFSET=100",
             )
+        self._save_settings()
         real_pools = [p for p in node_pools if p.real]
         started = self._t0 = time.monotonic()
         self.timings = {}
