@@ -111,6 +111,13 @@ if os.environ.get("CI"):
 
 
 @nox.session(python=PYTHON)
+def cleanup(session: nox.Session) -> None:
+    """Restore or delete what runs killed with kill -9 left: nox -s cleanup [-- --dry-run] [--kubeconfig K]."""
+    _install(session)
+    _gate(session, "python", "-m", "seatrial", "cleanup", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def stack(session: nox.Session) -> None:
     """The reference stack: nox -s stack -- deploy|delete|status [NAMESPACE] [--overlay staging]."""
     _install(session)

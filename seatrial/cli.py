@@ -53,12 +53,14 @@ def _cluster(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     import os
 
-    from seatrial import kube, stack
+    from seatrial import kube, profile, stack
     from seatrial.cluster.local import LocalCluster
 
     if args.kubeconfig or args.context:
         path = Path(args.kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
-        st = stack.Stack(kube.Target(path, args.context))
+        target = kube.Target(path, args.context)
+        profile.Safety().check(kube.context_name(target))
+        st = stack.Stack(target)
     elif args.action == "deploy":
         st = stack.on_target(None)  # starts the local cluster when it is not up
     else:
@@ -78,6 +80,38 @@ def _stack(args: argparse.Namespace) -> int:
         for line in st.status():
             print(line)
     return ExitCode.OK
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    """What runs killed with ``kill -9`` left: listed (``--dry-run``) or restored and deleted."""
+    import os
+
+    from seatrial import cleanup, kube, profile
+    from seatrial.cluster.local import LocalCluster
+
+    local = LocalCluster()
+    if args.kubeconfig or args.context:
+        path = Path(args.kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
+        target = kube.Target(path, args.context)
+        profile.Safety().check(kube.context_name(target))
+        host = local if not args.context and path.resolve() == local.kubeconfig.resolve() else None
+    else:
+        if local.status().phase != "ready":
+            print("seatrial: the local cluster is not running: nothing of a run can be left on it")
+            return ExitCode.OK
+        target, host = local.target(), local
+    api = kube.api_client(target)
+    kube.server_version(api)
+    found, failed = cleanup.sweep(api, host=host, dry_run=args.dry_run, say=lambda m: print(f"seatrial: {m}"))
+    if args.dry_run:
+        for d in found:
+            print(f"would {d.describe()}")
+        print(f"seatrial: {len(found)} thing(s) left by runs no longer alive; nothing changed (--dry-run)")
+    else:
+        print(f"seatrial: cleaned up {len(found) - len(failed)} of {len(found)} thing(s) left by runs no longer alive")
+    for line in failed:
+        print(f"seatrial: error: could not undo: {line}", file=sys.stderr)
+    return ExitCode.FAILED if failed else ExitCode.OK
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -110,6 +144,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every workload (default 300)")
     s.add_argument("--cleanup", action="store_true", help="delete the namespace when a deploy fails (default: keep)")
     s.set_defaults(func=_stack)
+    cl = sub.add_parser("cleanup", help="restore or delete what runs killed with kill -9 left behind")
+    cl.add_argument("--dry-run", action="store_true", help="list what would be restored or deleted; change nothing")
+    cl.add_argument("--kubeconfig", help="a cluster other than the local one")
+    cl.add_argument("--context", help="kubeconfig context")
+    cl.set_defaults(func=_cleanup)
     r = sub.add_parser("report", help="build the HTML report of a run (default: reports/latest)")
     r.add_argument("run_dir", nargs="?", help="a reports/<run-id> directory")
     r.set_defaults(func=_report)
@@ -127,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"seatrial: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except Exception as exc:
-        code = ExitCode.CLUSTER if args.area in ("cluster", "stack") else ExitCode.FAILED
+        code = ExitCode.CLUSTER if args.area in ("cluster", "stack", "cleanup") else ExitCode.FAILED
         doing = f"{args.area} {getattr(args, 'action', '')}".strip()
         err = unexpected(exc, doing=doing, code=code, logs=ROOT / "reports" / "crashes")
         print(f"seatrial: error: {err}", file=sys.stderr)

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from seatrial import kube
+from seatrial import kube, runs
 from seatrial.cluster import build
 from seatrial.errors import ClusterError, ConfigError, ToolMissingError, yaml_problem
 
@@ -188,7 +188,7 @@ class Stack:
             if labels.get(STACK_LABEL) != "reference":
                 raise ConfigError(f"namespace {ns} exists and was not created by seatrial; pick another")
             return False
-        body = {"metadata": {"name": ns, "labels": MANAGED}}
+        body = {"metadata": {"name": ns, "labels": MANAGED | runs.labels()}}  # a run's own: cleaned if it dies
         with kube.translate(f"creating namespace {ns}"):
             self.core.create_namespace(client.V1Namespace.model_validate(body))
         return True

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from seatrial import runs
 from seatrial.chaos import ledger
+from seatrial.errors import SeatrialError
+
+_lease: runs.Lease | None = None
 
 
 def configure_control(
@@ -30,9 +34,21 @@ def configure_control(
     if not ledger.current().namespaces and namespace:
         allowed = str(cfg.get("allow_node_chaos") or "").lower() in ("1", "true", "yes")
         ledger.begin([namespace], nodes=ledger.NodeScope() if allowed else None)
+        if runs.held() is None:  # a run of its own: its lease keeps a concurrent cleanup off its objects
+            global _lease  # noqa: PLW0603 - chaoslib calls the hooks as plain functions
+            from seatrial.chaos.actions import _api
+
+            try:
+                _lease = runs.Lease(_api(cfg)).start()
+            except SeatrialError:
+                _lease = None  # the experiment's own probes will say what is wrong with the cluster
 
 
 def cleanup_control(**_: Any) -> None:
     """Undo what the run did. A failed undo is logged and kept on the ledger (seatrial's runner
     reports it as a broken rollback); raising here would abort chaoslib's own cleanup."""
+    global _lease  # noqa: PLW0603
     ledger.current().unwind()
+    if _lease is not None:
+        _lease.release()
+        _lease = None

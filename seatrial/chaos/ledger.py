@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from seatrial import runs
 from seatrial.errors import ConfigError
 
-RUN_LABEL = "seatrial.dev/run"
+RUN_LABEL = runs.RUN_LABEL
 ORIGINAL_ANNOTATION = "seatrial.dev/original"
 SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease", "default"})
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
@@ -63,7 +63,7 @@ class Ledger:
     """One run's permissions and pending undos."""
 
     namespaces: frozenset[str] = frozenset()
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    run_id: str = field(default_factory=runs.child)  # <session>-<n>: the session's lease answers for it
     undos: list[Undo] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)  # what a probe saw before the fault, for after
@@ -136,5 +136,5 @@ def begin(namespaces: Iterable[str], run_id: str | None = None, *, nodes: NodeSc
     """Start a run's ledger. Whatever an earlier run in this process left pending is undone first."""
     global _current  # noqa: PLW0603 - the process's one run, shared with Chaos Toolkit's providers
     _current.unwind()
-    _current = Ledger(frozenset(namespaces), run_id or uuid.uuid4().hex[:8], nodes=nodes)
+    _current = Ledger(frozenset(namespaces), run_id or runs.child(), nodes=nodes)
     return _current

@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from seatrial import kube, load, workloads
+from seatrial import kube, load, runs, workloads
 from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, ref_of, schedulable_on, selector_matches
 from seatrial.checks.model import Finding, Skip
 from seatrial.checks.pdb import _pdbs, allowed
@@ -225,7 +225,7 @@ def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
     if slots > 8:
         return  # too many free slots to fill with probes: capacity is not the risk here
     ns = f"seatrial-probe-{uuid.uuid4().hex[:6]}"
-    labels = {pools.MANAGED_BY_LABEL: pools.MANAGED_BY, PROBE_LABEL: "true"}
+    labels = {pools.MANAGED_BY_LABEL: pools.MANAGED_BY, PROBE_LABEL: "true", **runs.labels()}
     spec: dict[str, Any] = {k: v for k, v in w.pod.items() if k in ("tolerations", "nodeSelector", "priorityClassName")}
     if (w.pod.get("affinity") or {}).get("nodeAffinity"):
         spec["affinity"] = {"nodeAffinity": w.pod["affinity"]["nodeAffinity"]}

@@ -1,0 +1,212 @@
+"""Recovery after ``kill -9`` or power loss: find what dead runs left and restore or delete it.
+
+A run that is interrupted unwinds its own undos (``chaos.ledger``). A run that is killed cannot,
+so what it created and changed is found again by its marks alone: the label ``seatrial.dev/run``
+on every object it created or changed, the originals in ``seatrial.dev/original`` on every node
+and workload it changed. An object belongs to a dead run when no live lease answers for its run
+(``runs``). ``nox -s cleanup`` runs this; so does the start of every run, for runs no longer
+alive. Objects of a live run are never touched.
+
+What is done, in order: nodes get back what their marks recorded (cordon, taints, conditions,
+allocatable, labels; power and GPUs need the machine under the node, the local cluster's
+``Host``), workloads get their replica counts back, stray objects (Jobs, Pods, Services,
+ConfigMaps, Events) are deleted, the runs' namespaces are deleted and waited for, and the dead
+runs' leases go last.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+
+from seatrial import kube, runs
+from seatrial.chaos import nodeops
+from seatrial.errors import ClusterError, NotFoundError
+
+ORIGINAL = "seatrial.dev/original"
+HOST_KEYS = ("power", "gpu/")  # marks only the machine under the node can undo
+ORDER = {"Node": 0, "Deployment": 1, "StatefulSet": 1, "Job": 2, "Pod": 2, "Service": 2, "ConfigMap": 2}
+ORDER |= {"Event": 2, "Namespace": 3, "Lease": 4}
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Debris:
+    """One thing a dead run left, and what cleanup does about it."""
+
+    kind: str
+    name: str
+    namespace: str | None
+    run: str
+    action: str  # "delete", "restore", "scale"
+    detail: str = ""  # the node marks restored, the replica count given back, what is left and why
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+    def describe(self) -> str:
+        what = {"delete": "delete", "restore": "restore", "scale": "scale back"}[self.action]
+        return f"{what} {self.ref} (run {self.run}){': ' + self.detail if self.detail else ''}"
+
+
+def _needs_host(key: str) -> bool:
+    return key == "power" or key.startswith("gpu/")
+
+
+def plan(objects: Iterable[Mapping[str, Any]], alive: Iterable[str], *, host: bool) -> list[Debris]:
+    """Pure: from objects carrying the run label, what to do for runs that are not ``alive``."""
+    keep = set(alive)
+    found: list[Debris] = []
+    doomed: set[str] = set()
+    items = [o for o in objects if runs.owner(_run(o)) not in keep]
+    for obj in items:
+        if obj.get("kind") == "Namespace":
+            doomed.add(obj["metadata"]["name"])
+    for obj in items:
+        meta, kind, run = obj["metadata"], str(obj.get("kind")), _run(obj)
+        ns = meta.get("namespace")
+        if ns in doomed:
+            continue  # goes with its namespace
+        if kind == "Node":
+            marks = nodeops.marks(obj)
+            can = sorted(k for k in marks if host or not _needs_host(k))
+            left = sorted(k for k in marks if k not in can)
+            detail = ", ".join(can) or "the run label"
+            if left:
+                detail += f"; left: {', '.join(left)} (needs the machine under the node: run cleanup where it runs)"
+            found.append(Debris(kind, meta["name"], None, run, "restore", detail))
+        elif kind in ("Deployment", "StatefulSet"):
+            saved = _original(meta)
+            if "replicas" in saved:
+                found.append(Debris(kind, meta["name"], ns, run, "scale", f"{saved['replicas']} replicas"))
+        else:
+            found.append(Debris(kind, meta["name"], ns, run, "delete"))
+    return sorted(found, key=lambda d: (ORDER.get(d.kind, 2), d.ref))
+
+
+def _run(obj: Mapping[str, Any]) -> str:
+    return str(((obj.get("metadata") or {}).get("labels") or {}).get(runs.RUN_LABEL, ""))
+
+
+def _original(meta: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        saved = json.loads((meta.get("annotations") or {}).get(ORIGINAL) or "{}")
+    except ValueError:
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def labelled(api: client.ApiClient) -> list[dict[str, Any]]:
+    """Every object of the kinds a run creates or changes that carries the run label."""
+    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+    coord = client.CoordinationV1Api(api)
+    sel = runs.RUN_LABEL
+    listers: list[tuple[str, str, Callable[..., Any]]] = [
+        ("v1", "Namespace", core.list_namespace),
+        ("v1", "Node", core.list_node),
+        ("apps/v1", "Deployment", apps.list_deployment_for_all_namespaces),
+        ("apps/v1", "StatefulSet", apps.list_stateful_set_for_all_namespaces),
+        ("batch/v1", "Job", batch.list_job_for_all_namespaces),
+        ("v1", "Pod", core.list_pod_for_all_namespaces),
+        ("v1", "Service", core.list_service_for_all_namespaces),
+        ("v1", "ConfigMap", core.list_config_map_for_all_namespaces),
+        ("v1", "Event", core.list_event_for_all_namespaces),
+    ]
+    out: list[dict[str, Any]] = []
+    for api_version, kind, lister in listers:
+        with kube.translate(f"listing {kind} objects labelled {sel}"):
+            items = lister(label_selector=sel).items
+        out += [kube.as_dict(i) | {"apiVersion": api_version, "kind": kind} for i in items]
+    with kube.translate(f"listing the run leases in {runs.LEASE_NAMESPACE}"):
+        leases = coord.list_namespaced_lease(runs.LEASE_NAMESPACE, label_selector=sel).items
+    out += [kube.as_dict(i) | {"kind": "Lease"} for i in leases]
+    return out
+
+
+def _delete(api: client.ApiClient, d: Debris) -> None:
+    core = client.CoreV1Api(api)
+    ns = d.namespace or ""
+    deleters: dict[str, Callable[[], object]] = {
+        "Namespace": lambda: core.delete_namespace(d.name),
+        "Job": lambda: client.BatchV1Api(api).delete_namespaced_job(d.name, ns, propagation_policy="Background"),
+        "Pod": lambda: core.delete_namespaced_pod(d.name, ns, grace_period_seconds=0),
+        "Service": lambda: core.delete_namespaced_service(d.name, ns),
+        "ConfigMap": lambda: core.delete_namespaced_config_map(d.name, ns),
+        "Event": lambda: core.delete_namespaced_event(d.name, ns),
+        "Lease": lambda: client.CoordinationV1Api(api).delete_namespaced_lease(d.name, ns),
+    }
+    try:
+        with kube.translate(f"deleting {d.ref}"):
+            deleters[d.kind]()
+    except NotFoundError:
+        pass
+
+
+def _scale_back(api: client.ApiClient, d: Debris) -> None:
+    apps = client.AppsV1Api(api)
+    read = apps.read_namespaced_deployment if d.kind == "Deployment" else apps.read_namespaced_stateful_set
+    patch = apps.patch_namespaced_deployment if d.kind == "Deployment" else apps.patch_namespaced_stateful_set
+    ns = d.namespace or ""
+    try:
+        with kube.translate(f"reading {d.ref}"):
+            meta = kube.as_dict(read(d.name, ns))["metadata"]
+    except NotFoundError:
+        return
+    saved = _original(meta)
+    body: dict[str, Any] = {"metadata": {"labels": {runs.RUN_LABEL: None}, "annotations": {ORIGINAL: None}}}
+    if "replicas" in saved:
+        body["spec"] = {"replicas": int(saved["replicas"])}
+    with kube.translate(f"giving {d.ref} its replicas back"):
+        patch(d.name, ns, body)
+
+
+def apply(api: client.ApiClient, found: list[Debris], *, host: nodeops.Host | None, say: Say) -> list[str]:
+    """Do what ``plan`` said; one failure does not stop the rest. Returns what failed."""
+    failed: list[str] = []
+    for d in found:
+        try:
+            if d.kind == "Node":
+                keys = None if host is not None else [k for k in nodeops.marks(nodeops.read(api, d.name))
+                                                      if not _needs_host(k)]  # fmt: skip
+                nodeops.restore(api, d.name, keys=keys, host=host)  # the run label goes with the last mark
+            elif d.action == "scale":
+                _scale_back(api, d)
+            else:
+                _delete(api, d)
+            say(d.describe())
+        except (ClusterError, NotFoundError) as exc:
+            failed.append(f"{d.describe()}: {exc}")
+            say(f"could not {d.describe()}: {exc}")
+    namespaces = [d.name for d in found if d.kind == "Namespace"]
+    if namespaces:
+        core = client.CoreV1Api(api)
+
+        def gone() -> bool:
+            with kube.translate("listing namespaces"):
+                left = {kube.name_of(n) for n in core.list_namespace(label_selector=runs.RUN_LABEL).items}
+            return not left & set(namespaces)
+
+        try:
+            kube.wait_for(f"{len(namespaces)} namespace(s) of dead runs to be gone", gone, timeout=180, interval=1)
+        except ClusterError as exc:
+            failed.append(str(exc))
+    return failed
+
+
+def sweep(
+    api: client.ApiClient, *, host: nodeops.Host | None, dry_run: bool = False, say: Say = print
+) -> tuple[list[Debris], list[str]]:
+    """Find what runs that are no longer alive left, and (unless ``dry_run``) restore or delete
+    it. Returns what was found and what could not be undone."""
+    alive = runs.live_sessions(api)
+    if runs.held():
+        alive.add(runs.session())
+    found = plan(labelled(api), alive, host=host is not None)
+    if dry_run or not found:
+        return found, []
+    return found, apply(api, found, host=host, say=say)

@@ -1,0 +1,101 @@
+"""Pure parts of recovery after kill -9: when a run is dead, and what its debris asks for."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from seatrial import cleanup, runs
+
+NOW = dt.datetime(2026, 12, 6, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def lease(renewed_ago: float, holder: str = "other-host/42/100", duration: int = 30) -> dict[str, object]:
+    renewed = (NOW - dt.timedelta(seconds=renewed_ago)).strftime(runs.MICRO)
+    return {"spec": {"holderIdentity": holder, "leaseDurationSeconds": duration, "renewTime": renewed}}
+
+
+@pytest.mark.parametrize(
+    ("renewed_ago", "holder", "started", "alive"),
+    [
+        (5, "other-host/42/100", None, True),  # renewed lately, elsewhere: trust the lease
+        (31, "other-host/42/100", None, False),  # not renewed for its duration: dead
+        (5, "here/42/100", "100", True),  # this machine, the same process
+        (5, "here/42/100", None, False),  # this machine, the process is gone (kill -9)
+        (5, "here/42/100", "999", False),  # this machine, the pid now belongs to another process
+        (5, "garbage", None, True),  # a holder we cannot read: only the clock decides
+    ],
+)
+def test_a_run_is_alive_while_it_renews_and_its_process_lives(
+    renewed_ago: float, holder: str, started: str | None, alive: bool
+) -> None:
+    assert runs.lease_alive(lease(renewed_ago, holder), NOW, host="here", started=lambda _pid: started) is alive
+
+
+def test_a_lease_never_renewed_is_dead() -> None:
+    assert not runs.lease_alive({"spec": {}}, NOW)
+
+
+def test_ids_of_a_session_belong_to_it() -> None:
+    child = runs.child()
+    assert runs.owner(child) == runs.session() == runs.owner(runs.session())
+    assert child != runs.child()
+
+
+def obj(kind: str, name: str, run: str, ns: str | None = None, **annotations: str) -> dict[str, object]:
+    meta: dict[str, object] = {"name": name, "labels": {runs.RUN_LABEL: run}, "annotations": annotations}
+    if ns:
+        meta["namespace"] = ns
+    return {"kind": kind, "metadata": meta}
+
+
+def test_plan_restores_and_deletes_only_what_dead_runs_left() -> None:
+    marks = json.dumps({"unschedulable": None, "taint/karpenter.sh/disrupted/NoSchedule": None, "power": "on"})
+    found = cleanup.plan(
+        [
+            obj("Namespace", "seatrial-stack-dead", "dead0001"),
+            obj("Pod", "load-master", "dead0001-3", ns="seatrial-stack-dead"),  # goes with its namespace
+            obj("Namespace", "seatrial-stack-live", "live0001"),
+            obj("Node", "real-spot-0", "dead0001-2", **{"seatrial.dev/original": marks}),
+            obj(
+                "StatefulSet",
+                "etcd",
+                "dead0001-4",
+                ns="seatrial-stack-live",
+                **{"seatrial.dev/original": '{"replicas": 3}'},
+            ),
+            obj("Job", "benchmark-dead0001-5", "dead0001-5", ns="seatrial-stack-live"),
+            obj("Event", "real-spot-0.spot-x", "dead0001-2", ns="default"),
+            obj("Lease", "seatrial-run-dead0001", "dead0001", ns="default"),
+            obj("Lease", "seatrial-run-live0001", "live0001", ns="default"),
+        ],
+        alive={"live0001"},
+        host=False,
+    )
+    said = [d.describe() for d in found]
+    assert said == [
+        "restore Node real-spot-0 (run dead0001-2): taint/karpenter.sh/disrupted/NoSchedule, unschedulable; "
+        "left: power (needs the machine under the node: run cleanup where it runs)",
+        "scale back StatefulSet seatrial-stack-live/etcd (run dead0001-4): 3 replicas",
+        "delete Event default/real-spot-0.spot-x (run dead0001-2)",
+        "delete Job seatrial-stack-live/benchmark-dead0001-5 (run dead0001-5)",
+        "delete Namespace seatrial-stack-dead (run dead0001)",
+        "delete Lease default/seatrial-run-dead0001 (run dead0001)",
+    ]
+
+
+def test_plan_with_the_host_restores_power_and_gpus_too() -> None:
+    marks = json.dumps({"power": "on", "gpu/gpu-1": "Healthy"})
+    [node] = cleanup.plan(
+        [obj("Node", "real-gpu-0", "dead0001-1", **{"seatrial.dev/original": marks})], set(), host=True
+    )
+    assert node.detail == "gpu/gpu-1, power"
+
+
+def test_nothing_of_a_live_run_is_touched() -> None:
+    assert (
+        cleanup.plan([obj("Namespace", "ns", "live0001"), obj("Node", "n", "live0001-7")], {"live0001"}, host=True)
+        == []
+    )
