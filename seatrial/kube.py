@@ -32,6 +32,21 @@ class Target:
     context: str | None = None
 
 
+def context_name(target: Target) -> str:
+    """The context a target talks through (its own, or the kubeconfig's current one), read from
+    the file alone: a guard on the name must act before anything is asked of the cluster."""
+    if target.context:
+        return target.context
+    try:
+        doc = yaml.safe_load(target.kubeconfig.read_text())
+    except OSError as exc:
+        raise ConfigError(f"kubeconfig {target.kubeconfig} cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"kubeconfig {target.kubeconfig} is malformed: {yaml_problem(exc)}") from None
+    current = doc.get("current-context") if isinstance(doc, dict) else None
+    return str(current or "")
+
+
 def api_client(target: Target) -> client.ApiClient:
     if not target.kubeconfig.exists():
         raise ConfigError(f"kubeconfig not found: {target.kubeconfig}")

@@ -8,6 +8,7 @@ configuration must not silently relax the gate.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,10 @@ from seatrial.errors import ConfigError, reject_unknown, yaml_problem
 
 FIELDS = {
     "kind", "name", "description", "namespaces", "workloads", "slos", "load", "modelLoadSeconds", "rollout", "chaos",
+    "safety",
 }  # fmt: skip
+SAFETY_FIELDS = {"refuseContexts"}
+REFUSE_CONTEXTS = ("*prod*",)  # a production cluster is never a test bed unless the profile says otherwise
 CHAOS_FIELDS = {"provider", "nodeSelector"}
 PROVIDERS = ("aws", "gke", "azure")
 WORKLOAD_FIELDS = {"kind", "name", "role"}
@@ -57,6 +61,28 @@ class Chaos:
 
 
 @dataclass(frozen=True)
+class Safety:
+    """Guards that act before anything is read from a cluster: kubeconfig contexts whose name
+    matches one of ``refuse_contexts`` (shell-style patterns) are refused."""
+
+    refuse_contexts: tuple[str, ...] = REFUSE_CONTEXTS
+
+    def refused(self, context: str) -> str | None:
+        """The pattern ``context`` matches, if any (case-insensitive)."""
+        return next((p for p in self.refuse_contexts if fnmatch.fnmatchcase(context.lower(), p.lower())), None)
+
+    def check(self, context: str) -> None:
+        """Refuse a context named like production, before anything is read from it."""
+        pattern = self.refused(context)
+        if pattern is not None:
+            raise ConfigError(
+                f"refused: kubeconfig context {context!r} matches the production pattern {pattern!r}; "
+                "seatrial changes what it tests (pods, nodes, load) and never runs against production",
+                hint="point it at a staging context, or change safety.refuseContexts in your profile",
+            )
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     source: str
@@ -68,6 +94,7 @@ class Profile:
     description: str = ""
     rollout: str | None = None  # "Deployment/name": rolled out under load by ROLL-008
     chaos: Chaos = Chaos()
+    safety: Safety = Safety()
 
     @property
     def deploys_reference(self) -> bool:
@@ -141,7 +168,13 @@ def parse(doc: Any, source: str) -> Profile:
     selector = _mapping(ch.get("nodeSelector"), f"{source}: chaos.nodeSelector")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in selector.items()):
         raise ConfigError(f"{source}: chaos.nodeSelector must map label names to string values")
+    sf = _mapping(doc.get("safety"), f"{source}: safety")
+    reject_unknown(sf, SAFETY_FIELDS, f"{source}: safety")
+    refuse = sf.get("refuseContexts", list(REFUSE_CONTEXTS))
+    if not isinstance(refuse, list) or not all(isinstance(p, str) and p for p in refuse):
+        raise ConfigError(f"{source}: safety.refuseContexts must be a list of context name patterns, e.g. ['*prod*']")
     return Profile(
+        safety=Safety(tuple(refuse)),
         chaos=Chaos(str(ch.get("provider", "aws")), dict(selector)),
         name=name,
         source=source,

@@ -29,14 +29,22 @@ def _waiver(expires: str) -> str:
     return f"waivers:\n- {{check: ROLL-004, target: Deployment/ghost, reason: r, owner: team-x, expires: {expires}}}\n"
 
 
-def _unreachable(tmp_path: Path) -> str:
+def _unreachable(tmp_path: Path, context: str = "c") -> str:
     return _file(
         tmp_path,
         "kubeconfig",
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"apiVersion: v1\nkind: Config\ncurrent-context: {context}\n"
         "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}}]\n"
-        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n",
+        "users: [{name: u, user: {token: t}}]\n"
+        f"contexts: [{{name: {context}, context: {{cluster: c, user: u}}}}]\n",
     )
+
+
+def _allow_all(tmp_path: Path) -> str:
+    text = (
+        (ROOT / "profiles" / "reference.yaml").read_text().replace('refuseContexts: ["*prod*"]', "refuseContexts: []")
+    )
+    return _file(tmp_path, "allow-all.yaml", text)
 
 
 CASES = [
@@ -58,6 +66,21 @@ CASES = [
     ("bad kubeconfig", lambda t: ["--kubeconfig", _file(t, "kc", "{not: [yaml")], 2, "kubeconfig"),
     ("missing kubeconfig", lambda t: ["--kubeconfig", str(t / "nope")], 2, "kubeconfig"),
     ("unreachable cluster", lambda t: ["--kubeconfig", _unreachable(t)], 3, "127.0.0.1:1"),
+    # a production context is refused before anything is read from it (the server is never asked:
+    # it is unreachable here, which would be exit 3)
+    ("production context", lambda t: ["--kubeconfig", _unreachable(t, "gke_acme_PROD-eu")], 2, "production pattern"),
+    (
+        "production context named",
+        lambda t: ["--kubeconfig", _unreachable(t, "prod"), "--kube-context", "prod"],
+        2,
+        "'prod' matches the production pattern '*prod*'",
+    ),
+    (
+        "production allowed by the profile",
+        lambda t: ["--kubeconfig", _unreachable(t, "prod"), "--profile", _allow_all(t)],
+        3,
+        "127.0.0.1:1",
+    ),
 ]
 
 

@@ -29,6 +29,8 @@ def test_default_profile_is_the_reference_stack() -> None:
         ({"name": "x", "slos": {"p99": 3}}, "did you mean 'p99Ms'"),
         ({"name": "x", "namespaces": "prod"}, "namespaces must be a list"),
         (["not", "a", "mapping"], "a profile is a YAML mapping"),
+        ({"name": "x", "safety": {"refuseContext": ["*prod*"]}}, "did you mean 'refuseContexts'"),
+        ({"name": "x", "safety": {"refuseContexts": "*prod*"}}, "refuseContexts must be a list"),
     ],
 )
 def test_malformed_profiles_are_config_errors(doc: Any, says: str) -> None:
@@ -43,3 +45,15 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("name: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         profile.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("context", "refused"),
+    [("prod", "*prod*"), ("gke_acme_Production_eu", "*prod*"), ("staging", None), ("kind-seatrial", None)],
+)
+def test_production_contexts_are_refused_by_default(context: str, refused: str | None) -> None:
+    assert profile.load(None).safety.refused(context) == refused
+    if refused:
+        with pytest.raises(ConfigError, match="never runs against production"):
+            profile.Safety().check(context)
+    assert profile.parse({"name": "x", "safety": {"refuseContexts": []}}, "p.yaml").safety.refused(context) is None
