@@ -66,6 +66,19 @@ def wait_rolled_out(
     return time.monotonic() - started
 
 
+def wait_whole(api: client.ApiClient, namespace: str, *, timeout: float) -> None:
+    """Every Deployment and StatefulSet in ``namespace`` rolled out and settled. A run that just
+    evicted or restarted pods (the acting checks, the previous experiment) leaves replicas still
+    loading; an experiment started then would judge that, not its own fault."""
+    apps = client.AppsV1Api(api)
+    with kube.translate(f"listing the workloads in {namespace}"):
+        found = [("Deployment", kube.name_of(d)) for d in apps.list_namespaced_deployment(namespace).items]
+        found += [("StatefulSet", kube.name_of(s)) for s in apps.list_namespaced_stateful_set(namespace).items]
+    deadline = time.monotonic() + timeout
+    for kind, name in found:
+        wait_rolled_out(api, kind, name, namespace, timeout=max(1.0, deadline - time.monotonic()), settled=True)
+
+
 def restart(api: client.ApiClient, kind: str, name: str, namespace: str) -> None:
     """Start a rolling restart, as ``kubectl rollout restart`` does (a new pod-template annotation)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) + f".{time.time_ns() % 10**9:09d}"

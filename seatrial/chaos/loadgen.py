@@ -28,6 +28,18 @@ HEADER = load.LOG_FIELDS
 ROW_MARK = "SEATRIAL-ROW "
 
 
+# Locust must not outlive the run that started it: a run killed with ``kill -9`` cannot stop it,
+# and an orphaned locust would load the stack for good (and skew every later run). The child asks
+# the kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG, kept across exec), checks that the
+# parent did not die before it asked, then becomes locust. ``--run-time 1h`` is the last resort.
+DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL)\n"
+    "if os.getppid() != int(sys.argv[1]): sys.exit(0)\n"
+    "os.execv(sys.executable, [sys.executable, '-m', 'locust', *sys.argv[2:]])\n"
+)
+
+
 class Locust:
     """``with Locust(target, users=10, log=path) as lg:`` — headless locust until the block ends."""
 
@@ -50,10 +62,10 @@ class Locust:
             "SEATRIAL_LOAD_PROMPTS": str(self.prompts),
         }
         args = [
-            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            sys.executable, "-c", DIE_WITH_PARENT, str(os.getpid()), "-f", str(LOCUSTFILE), "--headless",
             "-u", str(self.users), "-r", str(self.spawn_rate), "-H", f"{parts.scheme}://{parts.netloc}",
             "--only-summary", "--stop-timeout", "5", "--csv", str(self.log.with_suffix("")) + "-locust",
-            "--exit-code-on-error", "0", "--loglevel", "WARNING",
+            "--exit-code-on-error", "0", "--loglevel", "WARNING", "--run-time", "1h",
         ]  # fmt: skip
         self.started = time.time()
         out = self.log.with_name("locust.log").open("w")

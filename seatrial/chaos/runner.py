@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 
-from seatrial import kube, load, report
+from seatrial import kube, load, report, workloads
 from seatrial.chaos import ledger
 from seatrial.chaos.loadgen import Locust
 from seatrial.chaos.target import LoadTarget, load_target
@@ -104,6 +104,7 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report
     from chaoslib.experiment import run_experiment
 
     exp = load_file(path)
+    workloads.wait_whole(where.api, where.namespace, timeout=180)  # start from a whole stack
     target = load_target(where.api, where.namespace, where.profile.load)
     book = ledger.begin({where.namespace, *where.profile.namespaces}, nodes=where.node_scope())
     quiet = logging.getLogger("chaostoolkit")

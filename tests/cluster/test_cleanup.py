@@ -70,6 +70,27 @@ def _stop_when(proc: subprocess.Popen[str], what: str, seen: Callable[[], bool],
     pytest.fail(f"the run never got to {what}: {(proc.communicate()[0] or '')[-3000:]}")
 
 
+def _processes_under(path: Path) -> list[str]:
+    """Processes whose command line names ``path`` (the run's load generator writes its log there)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmd:
+            out.append(f"{proc.name}: {cmd[:200]}")
+    return out
+
+
+def _no_load_left(tmp_path: Path) -> None:
+    """A killed run leaves no load generator behind on this machine (it would load the stack for good)."""
+    deadline = time.monotonic() + 10
+    while _processes_under(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _processes_under(tmp_path), _processes_under(tmp_path)
+
+
 def _cleanup(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "seatrial", "cleanup", *args],
@@ -146,6 +167,7 @@ def test_kill_9_then_cleanup_leaves_the_cluster_as_before(where: runner.Where, t
     nodes, replicas = _nodes(where), _replicas(where)
     proc = _conformance(tmp_path) if suite == "conformance" else _suite(where, tmp_path, "-k", suite)
     _stop_when(proc, point, stop_at(where), signal.SIGKILL, timeout=240)
+    _no_load_left(tmp_path)
 
     dry = _cleanup("--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
