@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from seatrial.cluster import build, images
 from seatrial.cluster.local import LocalCluster, Ports, repo_root
@@ -96,12 +97,22 @@ def _conformance_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
 def _chaos_rows(cluster: LocalCluster, namespace: str) -> list[Row]:
     """Each experiment under load: its wall time, and what it costs beyond its fault window (load
     warm-up, steady-state probes, waiting for recovery, the tail that records it)."""
-    from seatrial import kube, profile
+    from seatrial import kube, profile, runs
     from seatrial.chaos import runner
     from seatrial.chaos.target import load_target
 
     where = runner.Where(kube.api_client(cluster.target()), cluster.target(), namespace, profile.load(None), cluster)
     load_target(where.api, namespace, where.profile.load)  # the client loads its models once (~3 s)
+    lease = runs.Lease(where.api).start()  # a run like any other: alive while it measures
+    try:
+        return _experiment_rows(where)
+    finally:
+        lease.release()
+
+
+def _experiment_rows(where: Any) -> list[Row]:
+    from seatrial.chaos import runner
+
     rows: list[Row] = []
     totals = {"workload": 0.0, "node": 0.0}
     with tempfile.TemporaryDirectory(prefix="seatrial-bench-chaos-") as scratch:

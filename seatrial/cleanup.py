@@ -16,7 +16,7 @@ runs' leases go last.
 
 from __future__ import annotations
 
-import json
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +25,8 @@ from kubernetes import client
 
 from seatrial import kube, runs
 from seatrial.chaos import nodeops
-from seatrial.errors import ClusterError, NotFoundError
+from seatrial.errors import AccessError, NotFoundError, SeatrialError
 
-ORIGINAL = "seatrial.dev/original"
-HOST_KEYS = ("power", "gpu/")  # marks only the machine under the node can undo
 ORDER = {"Node": 0, "Deployment": 1, "StatefulSet": 1, "Job": 2, "Pod": 2, "Service": 2, "ConfigMap": 2}
 ORDER |= {"Event": 2, "Namespace": 3, "Lease": 4}
 Say = Callable[[str], None]
@@ -42,15 +40,16 @@ class Debris:
     name: str
     namespace: str | None
     run: str
-    action: str  # "delete", "restore", "scale"
+    action: str  # "delete", "restore", "scale", "left" (nothing this process can do)
     detail: str = ""  # the node marks restored, the replica count given back, what is left and why
+    keys: tuple[str, ...] = ()  # a node's marks to restore (those of dead runs)
 
     @property
     def ref(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
     def describe(self) -> str:
-        what = {"delete": "delete", "restore": "restore", "scale": "scale back"}[self.action]
+        what = {"delete": "delete", "restore": "restore", "scale": "scale back", "left": "cannot restore"}[self.action]
         return f"{what} {self.ref} (run {self.run}){': ' + self.detail if self.detail else ''}"
 
 
@@ -59,29 +58,21 @@ def _needs_host(key: str) -> bool:
 
 
 def plan(objects: Iterable[Mapping[str, Any]], alive: Iterable[str], *, host: bool) -> list[Debris]:
-    """Pure: from objects carrying the run label, what to do for runs that are not ``alive``."""
+    """Pure: from objects carrying the run label, what to do for runs that are not ``alive``.
+    A node may carry marks of several runs: only the dead runs' marks are restored."""
     keep = set(alive)
     found: list[Debris] = []
-    doomed: set[str] = set()
-    items = [o for o in objects if runs.owner(_run(o)) not in keep]
-    for obj in items:
-        if obj.get("kind") == "Namespace":
-            doomed.add(obj["metadata"]["name"])
+    items = [o for o in objects if o.get("kind") == "Node" or runs.owner(_run(o)) not in keep]
+    doomed = {o["metadata"]["name"] for o in items if o.get("kind") == "Namespace"}
     for obj in items:
         meta, kind, run = obj["metadata"], str(obj.get("kind")), _run(obj)
         ns = meta.get("namespace")
         if ns in doomed:
             continue  # goes with its namespace
         if kind == "Node":
-            marks = nodeops.marks(obj)
-            can = sorted(k for k in marks if host or not _needs_host(k))
-            left = sorted(k for k in marks if k not in can)
-            detail = ", ".join(can) or "the run label"
-            if left:
-                detail += f"; left: {', '.join(left)} (needs the machine under the node: run cleanup where it runs)"
-            found.append(Debris(kind, meta["name"], None, run, "restore", detail))
+            found += _node_plan(obj, keep, host=host)
         elif kind in ("Deployment", "StatefulSet"):
-            saved = _original(meta)
+            saved = nodeops.marks(obj)
             if "replicas" in saved:
                 found.append(Debris(kind, meta["name"], ns, run, "scale", f"{saved['replicas']} replicas"))
         else:
@@ -89,20 +80,33 @@ def plan(objects: Iterable[Mapping[str, Any]], alive: Iterable[str], *, host: bo
     return sorted(found, key=lambda d: (ORDER.get(d.kind, 2), d.ref))
 
 
+def _node_plan(node: Mapping[str, Any], alive: set[str], *, host: bool) -> list[Debris]:
+    name = node["metadata"]["name"]
+    owners = nodeops.owners_of(node)
+    dead = {k: r for k, r in owners.items() if runs.owner(r) not in alive}
+    if not owners and runs.owner(_run(node)) not in alive:
+        return [Debris("Node", name, None, _run(node), "restore", "the run label")]  # no mark left: keys=() drops it
+    if not dead:
+        return []
+    run = ", ".join(sorted(set(dead.values())))
+    can = sorted(k for k in dead if host or not _needs_host(k))
+    left = sorted(k for k in dead if k not in can)
+    out = []
+    if can:
+        out.append(Debris("Node", name, None, run, "restore", ", ".join(can), tuple(can)))
+    if left:  # listed every time until someone with the machine runs cleanup: a node off is not clean
+        why = "needs the machine under the node: run cleanup where the cluster runs"
+        out.append(Debris("Node", name, None, run, "left", f"{', '.join(left)} ({why})"))
+    return out
+
+
 def _run(obj: Mapping[str, Any]) -> str:
     return str(((obj.get("metadata") or {}).get("labels") or {}).get(runs.RUN_LABEL, ""))
 
 
-def _original(meta: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        saved = json.loads((meta.get("annotations") or {}).get(ORIGINAL) or "{}")
-    except ValueError:
-        return {}
-    return saved if isinstance(saved, dict) else {}
-
-
-def labelled(api: client.ApiClient) -> list[dict[str, Any]]:
-    """Every object of the kinds a run creates or changes that carries the run label."""
+def labelled(api: client.ApiClient, unseen: list[str]) -> list[dict[str, Any]]:
+    """Every object of the kinds a run creates or changes that carries the run label; the kinds
+    this account may not list are named in ``unseen``."""
     core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
     coord = client.CoordinationV1Api(api)
     sel = runs.RUN_LABEL
@@ -119,8 +123,12 @@ def labelled(api: client.ApiClient) -> list[dict[str, Any]]:
     ]
     out: list[dict[str, Any]] = []
     for api_version, kind, lister in listers:
-        with kube.translate(f"listing {kind} objects labelled {sel}"):
-            items = lister(label_selector=sel).items
+        try:
+            with kube.translate(f"listing {kind} objects labelled {sel}"):
+                items = lister(label_selector=sel).items
+        except AccessError as exc:  # a kind this account may not list cannot hold our debris here
+            unseen.append(str(exc).split("\n")[0])
+            continue
         out += [kube.as_dict(i) | {"apiVersion": api_version, "kind": kind} for i in items]
     with kube.translate(f"listing the run leases in {runs.LEASE_NAMESPACE}"):
         leases = coord.list_namespaced_lease(runs.LEASE_NAMESPACE, label_selector=sel).items
@@ -147,39 +155,26 @@ def _delete(api: client.ApiClient, d: Debris) -> None:
         pass
 
 
-def _scale_back(api: client.ApiClient, d: Debris) -> None:
-    apps = client.AppsV1Api(api)
-    read = apps.read_namespaced_deployment if d.kind == "Deployment" else apps.read_namespaced_stateful_set
-    patch = apps.patch_namespaced_deployment if d.kind == "Deployment" else apps.patch_namespaced_stateful_set
-    ns = d.namespace or ""
-    try:
-        with kube.translate(f"reading {d.ref}"):
-            meta = kube.as_dict(read(d.name, ns))["metadata"]
-    except NotFoundError:
-        return
-    saved = _original(meta)
-    body: dict[str, Any] = {"metadata": {"labels": {runs.RUN_LABEL: None}, "annotations": {ORIGINAL: None}}}
-    if "replicas" in saved:
-        body["spec"] = {"replicas": int(saved["replicas"])}
-    with kube.translate(f"giving {d.ref} its replicas back"):
-        patch(d.name, ns, body)
-
-
 def apply(api: client.ApiClient, found: list[Debris], *, host: nodeops.Host | None, say: Say) -> list[str]:
-    """Do what ``plan`` said; one failure does not stop the rest. Returns what failed."""
+    """Do what ``plan`` said; one failure does not stop the rest. Returns what was not undone."""
+    from seatrial.chaos.actions import unmark_replicas
+
     failed: list[str] = []
     for d in found:
         try:
+            if d.action == "left":
+                failed.append(d.describe())
+                say(d.describe())
+                continue
             if d.kind == "Node":
-                keys = None if host is not None else [k for k in nodeops.marks(nodeops.read(api, d.name))
-                                                      if not _needs_host(k)]  # fmt: skip
-                nodeops.restore(api, d.name, keys=keys, host=host)  # the run label goes with the last mark
+                nodeops.restore(api, d.name, keys=list(d.keys), host=host)  # the run label goes with the last mark
             elif d.action == "scale":
-                _scale_back(api, d)
+                with contextlib.suppress(NotFoundError):
+                    unmark_replicas(api, d.kind, d.name, d.namespace or "")
             else:
                 _delete(api, d)
             say(d.describe())
-        except (ClusterError, NotFoundError) as exc:
+        except (SeatrialError, OSError) as exc:  # one that cannot be undone (forbidden, host) must not stop the rest
             failed.append(f"{d.describe()}: {exc}")
             say(f"could not {d.describe()}: {exc}")
     namespaces = [d.name for d in found if d.kind == "Namespace"]
@@ -193,7 +188,7 @@ def apply(api: client.ApiClient, found: list[Debris], *, host: nodeops.Host | No
 
         try:
             kube.wait_for(f"{len(namespaces)} namespace(s) of dead runs to be gone", gone, timeout=180, interval=1)
-        except ClusterError as exc:
+        except SeatrialError as exc:
             failed.append(str(exc))
     return failed
 
@@ -203,10 +198,13 @@ def sweep(
 ) -> tuple[list[Debris], list[str]]:
     """Find what runs that are no longer alive left, and (unless ``dry_run``) restore or delete
     it. Returns what was found and what could not be undone."""
-    alive = runs.live_sessions(api)
+    unseen: list[str] = []
+    objects = labelled(api, unseen)  # first: a lease exists before its run's objects, so a run that
+    alive = runs.live_sessions(api)  # starts between the two reads is seen alive, never half-swept
     if runs.held():
         alive.add(runs.session())
-    found = plan(labelled(api), alive, host=host is not None)
+    found = plan(objects, alive, host=host is not None)
+    problems = [f"not searched: {u}" for u in unseen]
     if dry_run or not found:
-        return found, []
-    return found, apply(api, found, host=host, say=say)
+        return found, problems
+    return found, problems + apply(api, found, host=host, say=say)

@@ -59,7 +59,7 @@ def _stack(args: argparse.Namespace) -> int:
     if args.kubeconfig or args.context:
         path = Path(args.kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
         target = kube.Target(path, args.context)
-        profile.Safety().check(kube.context_name(target))
+        profile.load(Path(args.profile) if args.profile else None).safety.check(kube.context_name(target))
         st = stack.Stack(target)
     elif args.action == "deploy":
         st = stack.on_target(None)  # starts the local cluster when it is not up
@@ -93,8 +93,8 @@ def _cleanup(args: argparse.Namespace) -> int:
     if args.kubeconfig or args.context:
         path = Path(args.kubeconfig or os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
         target = kube.Target(path, args.context)
-        profile.Safety().check(kube.context_name(target))
-        host = local if not args.context and path.resolve() == local.kubeconfig.resolve() else None
+        profile.load(Path(args.profile) if args.profile else None).safety.check(kube.context_name(target))
+        host = local if local.serves(target) else None
     else:
         if local.status().phase != "ready":
             print("seatrial: the local cluster is not running: nothing of a run can be left on it")
@@ -141,6 +141,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--overlay", help="local, staging or a kustomize dir (default: local on the local cluster)")
     s.add_argument("--kubeconfig", help="a cluster other than the local one")
     s.add_argument("--context", help="kubeconfig context")
+    s.add_argument("--profile", help="profile whose safety.refuseContexts applies (default: the reference one)")
     s.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every workload (default 300)")
     s.add_argument("--cleanup", action="store_true", help="delete the namespace when a deploy fails (default: keep)")
     s.set_defaults(func=_stack)
@@ -148,6 +149,7 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--dry-run", action="store_true", help="list what would be restored or deleted; change nothing")
     cl.add_argument("--kubeconfig", help="a cluster other than the local one")
     cl.add_argument("--context", help="kubeconfig context")
+    cl.add_argument("--profile", help="profile whose safety.refuseContexts applies (default: the reference one)")
     cl.set_defaults(func=_cleanup)
     r = sub.add_parser("report", help="build the HTML report of a run (default: reports/latest)")
     r.add_argument("run_dir", nargs="?", help="a reports/<run-id> directory")

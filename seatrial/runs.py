@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +68,18 @@ def _start_ticks(pid: int) -> str | None:
         return None
 
 
+def _pid_space() -> str:
+    """The host and its pid namespace: two containers may share a hostname, not their pids."""
+    try:
+        space = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        space = "?"
+    return f"{socket.gethostname()}:{space}"
+
+
 def holder() -> str:
-    """``host/pid/start``: enough to tell, on this host, whether the holding process still runs."""
-    return f"{socket.gethostname()}/{os.getpid()}/{_start_ticks(os.getpid())}"
+    """``host:pidns/pid/start``: enough to tell, in this pid space, whether the holder still runs."""
+    return f"{_pid_space()}/{os.getpid()}/{_start_ticks(os.getpid())}"
 
 
 def _parse_time(value: Any) -> dt.datetime | None:
@@ -91,17 +100,17 @@ def lease_alive(
 ) -> bool:
     """Pure but for ``started``: is the run holding ``lease`` alive at ``now``?
 
-    Dead when not renewed for its duration; on ``host`` (this machine) also dead at once when the
-    process it names is gone or is another process with the same pid."""
+    In ``host``'s pid space (this machine, this container) the process decides: alive while the
+    process it names runs (a renewal that stalls does not kill it), dead at once when it is gone
+    or the pid is another process's. Elsewhere the clock decides: dead when not renewed for the
+    lease's duration."""
     spec = lease.get("spec") or {}
+    parts = str(spec.get("holderIdentity") or "").split("/")
+    if host is not None and len(parts) == 3 and parts[0] == host and parts[1].isdigit() and parts[2] != "None":
+        return started(int(parts[1])) == parts[2]
     renewed = _parse_time(spec.get("renewTime") or spec.get("acquireTime"))
     duration = spec.get("leaseDurationSeconds") or DURATION
-    if renewed is None or (now - renewed).total_seconds() > float(duration):
-        return False
-    parts = str(spec.get("holderIdentity") or "").split("/")
-    if host is not None and len(parts) == 3 and parts[0] == host and parts[1].isdigit():
-        return started(int(parts[1])) == parts[2]
-    return True
+    return renewed is not None and (now - renewed).total_seconds() <= float(duration)
 
 
 def live_sessions(api: client.ApiClient, now: dt.datetime | None = None) -> set[str]:
@@ -109,25 +118,13 @@ def live_sessions(api: client.ApiClient, now: dt.datetime | None = None) -> set[
     with kube.translate("listing seatrial's run leases"):
         items = client.CoordinationV1Api(api).list_namespaced_lease(LEASE_NAMESPACE, label_selector=RUN_LABEL).items
     now = now or dt.datetime.now(dt.UTC)
-    here = socket.gethostname()
+    here = _pid_space()
     out = set()
     for item in items:
         lease = kube.as_dict(item)
         if lease_alive(lease, now, host=here):
             out.add(str((lease["metadata"].get("labels") or {}).get(RUN_LABEL, "")))
     return out
-
-
-def dead_leases(api: client.ApiClient, alive: Iterable[str]) -> list[str]:
-    """Names of the run leases whose session is not in ``alive``."""
-    keep = set(alive)
-    with kube.translate("listing seatrial's run leases"):
-        items = client.CoordinationV1Api(api).list_namespaced_lease(LEASE_NAMESPACE, label_selector=RUN_LABEL).items
-    return [
-        kube.name_of(i)
-        for i in items
-        if str((kube.as_dict(i)["metadata"].get("labels") or {}).get(RUN_LABEL, "")) not in keep
-    ]
 
 
 @dataclass
@@ -172,7 +169,7 @@ class Lease:
         while not self._stop.wait(RENEW):
             try:
                 self.renew()
-            except ClusterError as exc:  # the cluster may be restarting; the next round tries again
+            except Exception as exc:  # anything: the cluster may be restarting; the next round tries again
                 log.debug("lease renewal failed: %s", exc)
 
     def start(self) -> Lease:

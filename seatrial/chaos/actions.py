@@ -130,19 +130,30 @@ def give_back(
     ns, api = _namespace(configuration), _api(configuration)
     ledger.current().allow(ns, f"give {kind}/{name} its replicas back")
     started = time.monotonic()
-    meta = workloads.read(api, kind, name, ns).get("metadata") or {}
-    saved = (meta.get("annotations") or {}).get(ledger.ORIGINAL_ANNOTATION)
-    if saved:
-        body = {
-            "metadata": {"labels": {ledger.RUN_LABEL: None}, "annotations": {ledger.ORIGINAL_ANNOTATION: None}},
-            "spec": {"replicas": int(json.loads(saved)["replicas"])},
-        }
-        _patch(api, kind, name, ns, body)
+    unmark_replicas(api, kind, name, ns)
     workloads.wait_rolled_out(api, kind, name, ns, timeout=timeout, settled=True)
     if quorum:
         kube.wait_for(f"every member of {name} to list them all", lambda: quorum_whole(name, configuration),
                       timeout=timeout, interval=1)  # fmt: skip
     return time.monotonic() - started
+
+
+def unmark_replicas(api: client.ApiClient, kind: str, name: str, ns: str) -> int | None:
+    """Put back the replica count ``take_down`` recorded on the object and remove its marks (the
+    undo, and cleanup after ``kill -9``). Returns the count, or None for an unmarked object."""
+    meta = workloads.read(api, kind, name, ns).get("metadata") or {}
+    try:
+        saved = json.loads((meta.get("annotations") or {}).get(ledger.ORIGINAL_ANNOTATION) or "{}")
+    except ValueError:
+        saved = {}
+    if not isinstance(saved, dict) or "replicas" not in saved:
+        return None
+    body = {
+        "metadata": {"labels": {ledger.RUN_LABEL: None}, "annotations": {ledger.ORIGINAL_ANNOTATION: None}},
+        "spec": {"replicas": int(saved["replicas"])},
+    }
+    _patch(api, kind, name, ns, body)
+    return int(saved["replicas"])
 
 
 def _patch(api: client.ApiClient, kind: str, name: str, ns: str, body: dict[str, Any]) -> None:

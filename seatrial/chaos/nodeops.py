@@ -32,6 +32,7 @@ from seatrial.chaos import ledger
 from seatrial.errors import ConflictError, NotFoundError
 
 PowerOn = Callable[[str], None]
+OWNERS_ANNOTATION = "seatrial.dev/owners"  # mark -> the run that recorded it
 
 
 class Host(Protocol):
@@ -57,6 +58,20 @@ def marks(node: Mapping[str, Any]) -> dict[str, Any]:
     return saved if isinstance(saved, dict) else {}
 
 
+def owners_of(node: Mapping[str, Any]) -> dict[str, str]:
+    """Which run recorded each mark (two runs may change one node; the run label names only the
+    last): cleanup restores only the marks of runs that are dead. A mark without an owner
+    belongs to the run the label names."""
+    meta = node.get("metadata") or {}
+    try:
+        owners = json.loads((meta.get("annotations") or {}).get(OWNERS_ANNOTATION) or "{}")
+    except ValueError:
+        owners = {}
+    label = str((meta.get("labels") or {}).get(ledger.RUN_LABEL, ""))
+    owners = owners if isinstance(owners, dict) else {}
+    return {k: str(owners.get(k) or label) for k in marks(node)}
+
+
 def _retry_conflicts(what: str, fn: Callable[[], object], *, tries: int = 8) -> None:
     """Read-modify-write on a node races the kubelet and the node controllers: retry on 409."""
     for attempt in range(tries):
@@ -80,10 +95,14 @@ def _remember(api: client.ApiClient, name: str, key: str, original: Any, run_id:
         if key in saved:
             return
         saved[key] = original
+        owners = owners_of(node) | {key: run_id}
         body = {
             "metadata": {
                 "labels": {ledger.RUN_LABEL: run_id},
-                "annotations": {ledger.ORIGINAL_ANNOTATION: json.dumps(saved, sort_keys=True)},
+                "annotations": {
+                    ledger.ORIGINAL_ANNOTATION: json.dumps(saved, sort_keys=True),
+                    OWNERS_ANNOTATION: json.dumps(owners, sort_keys=True),
+                },
                 "resourceVersion": node["metadata"]["resourceVersion"],
             }
         }
@@ -111,9 +130,7 @@ def local_cluster(configuration: Mapping[str, Any] | None) -> Any:
         return LocalCluster(Path(str(cfg["local_state"])))
     local = LocalCluster()
     given = str(cfg.get("kubeconfig") or "")
-    if given and local.kubeconfig.exists() and Path(given).resolve() == local.kubeconfig.resolve():
-        return local
-    return None
+    return local if given and local.serves(kube.Target(Path(given), cfg.get("kube_context") or None)) else None
 
 
 # ---- changes -------------------------------------------------------------------------------
@@ -282,11 +299,17 @@ def _forget(api: client.ApiClient, name: str, keys: list[str]) -> None:
     def write() -> None:
         node = read(api, name)
         saved = {k: v for k, v in marks(node).items() if k not in keys}
+        owners = {k: v for k, v in owners_of(node).items() if k in saved}
         meta: dict[str, Any] = {"resourceVersion": node["metadata"]["resourceVersion"]}
         if saved:
-            meta["annotations"] = {ledger.ORIGINAL_ANNOTATION: json.dumps(saved, sort_keys=True)}
+            meta["annotations"] = {
+                ledger.ORIGINAL_ANNOTATION: json.dumps(saved, sort_keys=True),
+                OWNERS_ANNOTATION: json.dumps(owners, sort_keys=True),
+            }
+            if owners:  # the label names a run that still has a mark here
+                meta["labels"] = {ledger.RUN_LABEL: sorted(owners.values())[-1]}
         else:
-            meta["annotations"] = {ledger.ORIGINAL_ANNOTATION: None}
+            meta["annotations"] = {ledger.ORIGINAL_ANNOTATION: None, OWNERS_ANNOTATION: None}
             meta["labels"] = {ledger.RUN_LABEL: None}
         client.CoreV1Api(api).patch_node(name, {"metadata": meta})
 

@@ -213,6 +213,11 @@ class LocalCluster:
     def target(self) -> kube.Target:
         return kube.Target(self.kubeconfig)
 
+    def serves(self, target: kube.Target) -> bool:
+        """``target`` is this cluster: named by its kubeconfig, with no other context."""
+        path = target.kubeconfig.expanduser()
+        return not target.context and path.exists() and path.resolve() == self.kubeconfig.resolve()
+
     def status(self) -> Status:
         pid = self._supervisor_pid()
         raw = self._read_status()

@@ -26,6 +26,9 @@ def lease(renewed_ago: float, holder: str = "other-host/42/100", duration: int =
         (5, "here/42/100", None, False),  # this machine, the process is gone (kill -9)
         (5, "here/42/100", "999", False),  # this machine, the pid now belongs to another process
         (5, "garbage", None, True),  # a holder we cannot read: only the clock decides
+        (300, "here/42/100", "100", True),  # here, renewal stalled but the process runs: alive
+        (5, "here/42/None", None, True),  # here, but no /proc to tell: the clock decides
+        (300, "here/42/None", None, False),
     ],
 )
 def test_a_run_is_alive_while_it_renews_and_its_process_lives(
@@ -76,8 +79,9 @@ def test_plan_restores_and_deletes_only_what_dead_runs_left() -> None:
     )
     said = [d.describe() for d in found]
     assert said == [
-        "restore Node real-spot-0 (run dead0001-2): taint/karpenter.sh/disrupted/NoSchedule, unschedulable; "
-        "left: power (needs the machine under the node: run cleanup where it runs)",
+        "restore Node real-spot-0 (run dead0001-2): taint/karpenter.sh/disrupted/NoSchedule, unschedulable",
+        "cannot restore Node real-spot-0 (run dead0001-2): power (needs the machine under the node: "
+        "run cleanup where the cluster runs)",
         "scale back StatefulSet seatrial-stack-live/etcd (run dead0001-4): 3 replicas",
         "delete Event default/real-spot-0.spot-x (run dead0001-2)",
         "delete Job seatrial-stack-live/benchmark-dead0001-5 (run dead0001-5)",
@@ -91,7 +95,21 @@ def test_plan_with_the_host_restores_power_and_gpus_too() -> None:
     [node] = cleanup.plan(
         [obj("Node", "real-gpu-0", "dead0001-1", **{"seatrial.dev/original": marks})], set(), host=True
     )
-    assert node.detail == "gpu/gpu-1, power"
+    assert node.detail == "gpu/gpu-1, power" and node.keys == ("gpu/gpu-1", "power")
+
+
+def test_a_node_changed_by_a_live_and_a_dead_run_gets_back_only_the_dead_runs_marks() -> None:
+    marks = json.dumps({"unschedulable": False, "taint/x/NoSchedule": None})
+    owners = json.dumps({"unschedulable": "live0001-1", "taint/x/NoSchedule": "dead0001-3"})
+    node = obj("Node", "n", "live0001-1", **{"seatrial.dev/original": marks, "seatrial.dev/owners": owners})
+    [d] = cleanup.plan([node], {"live0001"}, host=True)
+    assert (d.action, d.keys, d.run) == ("restore", ("taint/x/NoSchedule",), "dead0001-3")
+    assert cleanup.plan([node], {"live0001", "dead0001"}, host=True) == []
+
+
+def test_a_run_label_left_without_marks_is_removed() -> None:
+    [d] = cleanup.plan([obj("Node", "n", "dead0001-1")], set(), host=False)
+    assert (d.action, d.keys, d.detail) == ("restore", (), "the run label")
 
 
 def test_nothing_of_a_live_run_is_touched() -> None:
