@@ -66,6 +66,38 @@ CASES = [
     ("bad kubeconfig", lambda t: ["--kubeconfig", _file(t, "kc", "{not: [yaml")], 2, "kubeconfig"),
     ("missing kubeconfig", lambda t: ["--kubeconfig", str(t / "nope")], 2, "kubeconfig"),
     ("unreachable cluster", lambda t: ["--kubeconfig", _unreachable(t)], 3, "127.0.0.1:1"),
+    # paths and files, found before anything starts
+    ("empty --static", lambda t: ["--static", ""], 2, "--static was given an empty path"),
+    ("missing waivers", lambda t: [*BAD_IMAGE, "--waivers", str(t / "nope.yaml")], 2, "does not exist"),
+    ("waivers is a directory", lambda t: [*BAD_IMAGE, "--waivers", str(t)], 2, "is a directory"),
+    ("report dir is a file", lambda t: [*BAD_IMAGE, "--report-dir", "README.md"], 2, "is not a directory"),
+    ("missing pools dir", lambda t: [*BAD_IMAGE, "--pools", str(t / "nope")], 2, "node pool directory not found"),
+    ("profile is a directory", lambda t: [*BAD_IMAGE, "--profile", str(t)], 2, "cannot read profile"),
+    (
+        "unknown spot provider",
+        lambda t: [*BAD_IMAGE, "--profile", _file(t, "p.yaml", "kind: Profile\nname: x\nchaos: {provider: ibm}\n")],
+        2,
+        "chaos.provider must be one of aws, gke, azure",
+    ),
+    (
+        "malformed authSecret is not echoed",
+        lambda t: [
+            *BAD_IMAGE,
+            "--profile",
+            _file(t, "p.yaml", "kind: Profile\nname: x\nload: {authSecret: CANARY-x}\n"),
+        ],
+        2,
+        "load.authSecret must be <secret-name>/<key>, got a str of 8 characters",
+    ),
+    ("empty kubeconfig", lambda t: ["--kubeconfig", _file(t, "kc", "")], 2, "is empty"),
+    ("kubeconfig is a directory", lambda t: ["--kubeconfig", str(t)], 2, "cannot be read"),
+    (
+        "kubeconfig without current-context",
+        lambda t: ["--kubeconfig", _file(t, "kc", "apiVersion: v1\nkind: Config\nclusters: []\n")],
+        2,
+        "current-context",
+    ),
+    ("unknown context", lambda t: ["--kubeconfig", _unreachable(t), "--kube-context", "nope"], 2, "nope"),
     # a production context is refused before anything is read from it (the server is never asked:
     # it is unreachable here, which would be exit 3)
     ("production context", lambda t: ["--kubeconfig", _unreachable(t, "gke_acme_PROD-eu")], 2, "production pattern"),
@@ -86,11 +118,12 @@ CASES = [
 
 @pytest.mark.parametrize(("args", "code", "says"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_exit_code(tmp_path: Path, args: object, code: int, says: str) -> None:
-    proc = conformance(*args(tmp_path), "--report-dir", str(tmp_path / "reports"))  # type: ignore[operator]
+    proc = conformance("--report-dir", str(tmp_path / "reports"), *args(tmp_path))  # type: ignore[operator]
     out = proc.stdout + proc.stderr
     assert proc.returncode == code, out[-2500:]
     assert says in out, out[-2500:]
     assert "Traceback" not in out
+    assert "CANARY" not in out  # bad input is described, never quoted
 
 
 NOX = shutil.which("nox")
