@@ -71,6 +71,13 @@ class ConflictError(ClusterError):
     """The API server answered 409: someone changed the object since we read it; read and retry."""
 
 
+class AccessError(ClusterError):
+    """The API server answered 401 (credentials rejected) or 403 (a permission is missing): the
+    cluster is fine, the kubeconfig or its roles are not, so it is a configuration error."""
+
+    exit_code = ExitCode.USAGE
+
+
 class TemporaryClusterError(ClusterError):
     """A transient fault (connection refused while starting, 5xx): worth a retry."""
 

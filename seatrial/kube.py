@@ -19,7 +19,15 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from seatrial.errors import ClusterError, ConfigError, ConflictError, NotFoundError, TemporaryClusterError, yaml_problem
+from seatrial.errors import (
+    AccessError,
+    ClusterError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    TemporaryClusterError,
+    yaml_problem,
+)
 
 T = TypeVar("T")
 
@@ -73,6 +81,17 @@ def translate(action: str) -> Iterator[None]:
     except ApiException as exc:
         if exc.status in (500, 502, 503, 504, 429):
             raise TemporaryClusterError(f"{action}: the API server answered {exc.status} {exc.reason}") from None
+        if exc.status == 401:
+            raise AccessError(
+                f"{action}: the cluster rejected the credentials (401 Unauthorized)",
+                hint="they may have expired: renew them (aws eks update-kubeconfig, gcloud container clusters "
+                "get-credentials, az aks get-credentials), or check the kubeconfig's user",
+            ) from None
+        if exc.status == 403:  # the server's message names the user, the verb and the resource
+            raise AccessError(
+                f"{action}: permission missing (403 {exc.reason}): {api_message(exc)}",
+                hint="bind the user or ServiceAccount to seatrial's roles (docs/rbac.md), or ask the cluster's admin",
+            ) from None
         error = {404: NotFoundError, 409: ConflictError}.get(int(exc.status or 0), ClusterError)
         raise error(f"{action}: {exc.status} {exc.reason}: {api_message(exc)}") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -100,9 +119,11 @@ def _why_unreachable(exc: BaseException) -> str:
 def api_message(exc: ApiException) -> str:
     import json
 
+    if not exc.body:
+        return str(exc.reason or "no message")
     try:
-        return str(json.loads(exc.body or "{}").get("message", exc.body))
-    except ValueError:
+        return str(json.loads(exc.body).get("message", exc.body))
+    except (ValueError, AttributeError):
         return str(exc.body)
 
 

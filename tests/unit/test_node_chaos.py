@@ -11,7 +11,7 @@ from kubernetes.client.exceptions import ApiException
 
 from seatrial import kube, profile
 from seatrial.chaos import drain, failure, gpufault, ledger, nodeops, nodes, spot
-from seatrial.errors import ClusterError, ConfigError, ConflictError, NotFoundError, TemporaryClusterError
+from seatrial.errors import AccessError, ClusterError, ConfigError, ConflictError, NotFoundError, TemporaryClusterError
 
 
 def test_node_chaos_is_off_unless_allowed_and_never_touches_the_control_plane() -> None:
@@ -124,10 +124,20 @@ def test_gpu_fault_verdict_wants_allocatable_down_capacity_kept_and_a_healthy_gp
 
 
 @pytest.mark.parametrize(
-    ("status", "error"), [(404, NotFoundError), (409, ConflictError), (403, ClusterError), (503, TemporaryClusterError)]
+    ("status", "error"),
+    [
+        (404, NotFoundError),
+        (409, ConflictError),
+        (403, AccessError),
+        (401, AccessError),
+        (400, ClusterError),
+        (503, TemporaryClusterError),
+    ],
 )
 def test_api_answers_become_errors_an_undo_can_tell_apart(status: int, error: type[ClusterError]) -> None:
     """An undo treats "already gone" as done and retries a conflict; it must not read the message to know."""
     with pytest.raises(error, match=str(status)) as exc, kube.translate("deleting event e"):
         raise ApiException(status=status, reason="Because")
     assert type(exc.value) is error
+    if error is AccessError:  # the kubeconfig or its roles are wrong, not the cluster: a configuration error
+        assert exc.value.exit_code == 2 and exc.value.hint
