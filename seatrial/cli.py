@@ -108,9 +108,10 @@ def _cleanup(args: argparse.Namespace) -> int:
             print(f"would {d.describe()}")
         print(f"seatrial: {len(found)} thing(s) left by runs no longer alive; nothing changed (--dry-run)")
     else:
-        print(f"seatrial: cleaned up {len(found) - len(failed)} of {len(found)} thing(s) left by runs no longer alive")
+        undone = len(found) - len([f for f in failed if not f.startswith("not searched")])
+        print(f"seatrial: cleaned up {undone} of {len(found)} thing(s) left by runs no longer alive")
     for line in failed:
-        print(f"seatrial: error: could not undo: {line}", file=sys.stderr)
+        print(f"seatrial: error: {line}", file=sys.stderr)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
