@@ -97,6 +97,19 @@ def wait(what: str, predicate: Callable[[], Any], timeout: float = 60, interval:
     return kube.wait_for(what, predicate, timeout=timeout, interval=interval)
 
 
+def daemon_pods_ready(core: client.CoreV1Api, node: str) -> bool:
+    """Every DaemonSet pod bound to ``node`` is Ready: a node given back after a kill is whole
+    only then."""
+    pods = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+    daemons = [p for p in pods if any(o.kind == "DaemonSet" for o in p.metadata.owner_references or [])]
+    return all(
+        p.status.phase == "Running"
+        and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+        for p in daemons
+        if not p.metadata.deletion_timestamp
+    )
+
+
 def ready_pods(core: client.CoreV1Api, namespace: str, app: str, count: int, timeout: float = 60) -> list[Any]:
     def check() -> list[Any] | None:
         pods = pods_of(core, namespace, app)

@@ -9,7 +9,7 @@ from kubernetes import client
 
 from seatrial.cluster import pools
 
-from .conftest import wait
+from .conftest import daemon_pods_ready, wait
 
 
 def _ready(core: client.CoreV1Api, name: str) -> str:
@@ -27,6 +27,8 @@ def failed_node(core: client.CoreV1Api) -> Iterator[str]:
     yield name
     core.patch_node(name, {"metadata": {"labels": {pools.KWOK_LABEL: "fake"}}})
     wait(f"{name} to recover", lambda: _ready(core, name) == "True", timeout=60)
+    # the lifecycle controller marked the node's pods unready; give it back with them ready again
+    wait(f"the DaemonSet pods on {name} to be ready again", lambda: daemon_pods_ready(core, name), timeout=60)
 
 
 def test_stopped_heartbeat_marks_node_unknown_and_tainted(core: client.CoreV1Api, failed_node: str) -> None:

@@ -22,7 +22,7 @@ from seatrial import kube
 from seatrial.cluster import network
 from seatrial.cluster.local import LocalCluster
 
-from .conftest import deployment, pods_of, ready_pods, wait
+from .conftest import daemon_pods_ready, deployment, pods_of, ready_pods, wait
 from .test_real_nodes import REAL, kubectl, wait_routed, web_spec
 
 REPLICAS = 4
@@ -146,6 +146,9 @@ def killed(core: client.CoreV1Api) -> Iterator[list[str]]:
     cluster = LocalCluster()
     for name in nodes:
         cluster.revive_node(name)
+        # Ready is not whole: the node's DaemonSet pods restart only now, and a later module
+        # asserting "every workload ready" must not meet one still starting. Give it back as found.
+        wait(f"the DaemonSet pods on {name} to be ready again", lambda n=name: daemon_pods_ready(core, n), timeout=120)
 
 
 ROUTER = "real-cpu-0"  # the host reaches ClusterIPs through the first real node's kube-proxy rules

@@ -71,8 +71,27 @@ def test_every_workload_is_ready(reference_stack: stack.Deployed) -> None:
         "DaemonSet/node-agent",
         "Job/benchmark",
     }
-    assert all(w.ready for w in ws), [f"{w.label} {w.progress}" for w in ws if not w.ready]
     print(f"deploy from nothing to every workload ready: {reference_stack.seconds:.1f}s")
+    # The stack is the session's: the chaos modules before this one fail and restore nodes, and a
+    # DaemonSet pod on a node given back may still be starting (CI once met node-agent 16/17).
+    # Whole again within two minutes is the claim; which pods were late, and where, is printed.
+    unready = [f"{w.label} {w.progress}" for w in ws if not w.ready]
+    if unready:
+        core = client.CoreV1Api(kube.api_client(reference_stack.target))
+        late = [
+            f"{p['metadata']['name']} on {p['spec'].get('nodeName')}"
+            for p in (kube.as_dict(i) for i in core.list_namespaced_pod(reference_stack.namespace).items)
+            if not _ready(p) and (p.get("status") or {}).get("phase") != "Succeeded"
+        ]
+        print(f"not ready when this test began: {unready}; pods: {late}")
+        t0 = time.monotonic()
+        wait(
+            f"every workload of the stack to be ready (first seen: {unready})",
+            lambda: all(w.ready for w in st.workloads(reference_stack.namespace, reference_stack.objects)),
+            timeout=120,
+            interval=1,
+        )
+        print(f"whole again after {time.monotonic() - t0:.1f}s")
 
 
 def test_chat_completion_through_the_gateway(
