@@ -180,14 +180,9 @@ def apply(api: client.ApiClient, found: list[Debris], *, host: nodeops.Host | No
     namespaces = [d.name for d in found if d.kind == "Namespace"]
     if namespaces:
         core = client.CoreV1Api(api)
-
-        def gone() -> bool:
-            with kube.translate("listing namespaces"):
-                left = {kube.name_of(n) for n in core.list_namespace(label_selector=runs.RUN_LABEL).items}
-            return not left & set(namespaces)
-
         try:
-            kube.wait_for(f"{len(namespaces)} namespace(s) of dead runs to be gone", gone, timeout=180, interval=1)
+            what = f"{len(namespaces)} namespace(s) of dead runs to be gone"
+            kube.wait_namespaces_gone(core, namespaces, selector=runs.RUN_LABEL, timeout=180, what=what)
         except SeatrialError as exc:
             failed.append(str(exc))
     return failed

@@ -157,6 +157,24 @@ def wait_for(
         time.sleep(interval)
 
 
+def wait_namespaces_gone(
+    core: client.CoreV1Api, names: list[str], *, selector: str, timeout: float, what: str = ""
+) -> None:
+    """Wait until none of ``names`` is listed under the label ``selector``: a namespace being
+    deleted still lists until its last object is gone, and a run that returns before then leaves
+    the next run (or the user) a namespace that is not there and not gone. Listing by label needs
+    only the list permission the read-only role grants, and one call covers many namespaces."""
+    wanted = set(names)
+
+    def gone() -> bool:
+        with translate("listing namespaces"):
+            listed = {name_of(n) for n in core.list_namespace(label_selector=selector).items}
+        return not wanted & listed
+
+    if wanted:
+        wait_for(what or f"namespace {', '.join(sorted(wanted))} to be gone", gone, timeout=timeout, interval=0.5)
+
+
 def name_of(obj: Any) -> str:
     """The object's name; the typed client models make metadata optional, the API never omits it."""
     return str(obj.metadata.name) if obj.metadata is not None else ""

@@ -355,11 +355,7 @@ class Stack:
         kube.wait_for(f"the pods in {ns} to stop", no_pods, timeout=timeout)
         with kube.translate(f"deleting namespace {ns}"):
             self.core.delete_namespace(ns)
-
-        def gone() -> bool:
-            return ns not in self.namespaces()
-
-        kube.wait_for(f"namespace {ns} to be deleted", gone, timeout=timeout)
+        kube.wait_namespaces_gone(self.core, [ns], selector=f"{STACK_LABEL}=reference", timeout=timeout)
         if self.local is not None:
             self.local.ensure_volumes(self.core)  # released local volumes are wiped and offered again
 

@@ -274,12 +274,7 @@ def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
     finally:
         with kube.translate(f"deleting probe namespace {ns}"):
             live.core.delete_namespace(ns, grace_period_seconds=0)
-
-        def probe_gone() -> bool:
-            with kube.translate("listing namespaces"):
-                return ns not in {kube.name_of(n) for n in live.core.list_namespace(label_selector=PROBE_LABEL).items}
-
-        kube.wait_for(f"probe namespace {ns} to be gone", probe_gone, timeout=90, interval=0.5)  # leave nothing
+        kube.wait_namespaces_gone(live.core, [ns], selector=PROBE_LABEL, timeout=90)  # leave nothing
 
 
 def _disrupted(pod: dict[str, Any]) -> bool:
