@@ -43,6 +43,16 @@ class OutsideBlastRadius(ConfigError):
     """An action aimed at something the run may not touch: refused before it acts."""
 
 
+def refuse_system(namespace: str, what: str) -> None:
+    """A system namespace is never a chaos target, whatever the profile says; the run refuses it
+    at its start too, before a single read, so a profile naming one fails at once."""
+    if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-"):
+        raise OutsideBlastRadius(
+            f"refused to {what}: {namespace} is a system namespace, never a chaos target",
+            hint="name the namespaces of the stack under test in the profile's namespaces",
+        )
+
+
 @dataclass(frozen=True)
 class NodeScope:
     """Which nodes a run may act on: those carrying every label of ``selector`` (empty: any
@@ -73,8 +83,7 @@ class Ledger:
 
     def allow(self, namespace: str, what: str) -> None:
         """Refuse, before acting, anything outside the run's namespaces or in a system namespace."""
-        if namespace in SYSTEM_NAMESPACES or namespace.startswith("kube-"):
-            raise OutsideBlastRadius(f"refused to {what}: {namespace} is a system namespace, never a chaos target")
+        refuse_system(namespace, what)
         if namespace not in self.namespaces:
             allowed = ", ".join(sorted(self.namespaces)) or "none"
             raise OutsideBlastRadius(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from seatrial import kube
-from seatrial.errors import ClusterError, ConfigError
+from seatrial.errors import ClusterError, ConfigError, NotFoundError
 from seatrial.profile import Load
 
 
@@ -29,8 +29,14 @@ class LoadTarget:
 def load_target(api: client.ApiClient, namespace: str, load: Load) -> LoadTarget:
     """The URL of ``load.service`` and the bearer token from ``load.authSecret``, read now."""
     core = client.CoreV1Api(api)
-    with kube.translate(f"reading Service {load.service} in {namespace}"):
-        svc = kube.as_dict(core.read_namespaced_service(load.service, namespace))
+    try:
+        with kube.translate(f"reading Service {load.service} in {namespace}"):
+            svc = kube.as_dict(core.read_namespaced_service(load.service, namespace))
+    except NotFoundError:  # the profile names what to load: a wrong name is the profile's to fix
+        raise ConfigError(
+            f"namespace {namespace} has no Service {load.service} to send load to (or is not there)",
+            hint="check the profile's namespaces and load.service",
+        ) from None
     ip = (svc.get("spec") or {}).get("clusterIP")
     if not ip or ip == "None":
         raise ConfigError(f"Service {namespace}/{load.service} has no ClusterIP to send load to")

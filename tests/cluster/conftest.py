@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from seatrial import kube
+from seatrial import kube, runs
 from seatrial.cluster import pools
+from seatrial.errors import ClusterError
 
 KWOK_TOLERATION = {"key": pools.KWOK_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": pools.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
@@ -135,3 +136,39 @@ def sleep_until(predicate: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.5)
     return predicate()
+
+
+def namespaces(api: client.ApiClient) -> list[str]:
+    return sorted(kube.name_of(n) for n in client.CoreV1Api(api).list_namespace().items)
+
+
+def snapshot(api: client.ApiClient) -> tuple[object, ...]:
+    """What a run may leave behind: seatrial namespaces (stacks, probes), node changes, run leases
+    and replica counts of seatrial's stacks (other tests' namespaces come and go meanwhile)."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    ours = [n for n in namespaces(api) if n.startswith(("seatrial-stack-", "seatrial-probe-"))]
+    nodes = sorted(
+        (
+            kube.name_of(n),
+            bool(n.spec.unschedulable),
+            sorted(t.key for t in n.spec.taints or []),
+            sorted(k for k in n.metadata.annotations or {} if k.startswith("seatrial.dev/")),
+        )
+        for n in core.list_node().items
+    )
+    leases = sorted(kube.name_of(x) for x in client.CoordinationV1Api(api).list_namespaced_lease("default").items)
+    scaled = sorted(
+        (o.metadata.namespace, kube.name_of(o), o.spec.replicas)
+        for lister in (apps.list_deployment_for_all_namespaces, apps.list_stateful_set_for_all_namespaces)
+        for o in lister().items
+        if o.metadata.namespace.startswith("seatrial-stack-")
+    )
+    return ours, nodes, [x for x in leases if x.startswith(runs.LEASE_PREFIX)], scaled
+
+
+def as_before(api: client.ApiClient, before: tuple[object, ...]) -> None:
+    """Deleted namespaces take a few seconds to go: allow them 60."""
+    try:
+        kube.wait_for("the cluster to be as before", lambda: snapshot(api) == before, timeout=60, interval=1)
+    except ClusterError:
+        assert snapshot(api) == before

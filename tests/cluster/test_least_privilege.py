@@ -20,11 +20,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from seatrial import kube, runs, stack
-from seatrial.errors import ClusterError
+from seatrial import kube, stack
 from seatrial.stack import Deployed
 
-from .conftest import TEST_LABEL
+from .conftest import TEST_LABEL, as_before, namespaces, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "manifests" / "rbac" / "seatrial.yaml"
@@ -86,11 +85,7 @@ def _account(
     finally:
         _kubectl(target, "delete", "--ignore-not-found", "-f", "-", stdin=bindings)
         core.delete_namespace(sa_ns, grace_period_seconds=0)
-        kube.wait_for(f"namespace {sa_ns} to be gone", lambda: sa_ns not in _namespaces(api), timeout=120)
-
-
-def _namespaces(api: client.ApiClient) -> list[str]:
-    return sorted(kube.name_of(n) for n in client.CoreV1Api(api).list_namespace().items)
+        kube.wait_for(f"namespace {sa_ns} to be gone", lambda: sa_ns not in namespaces(api), timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -118,30 +113,11 @@ def _suite(suite: str, kubeconfig: Path, profile: Path, tmp: Path, *args: str) -
     )  # fmt: skip
 
 
-def _snapshot(api: client.ApiClient) -> tuple[object, ...]:
-    """What a run may leave behind: seatrial namespaces (stacks, probes), node changes, run leases
-    and replica counts of seatrial's stacks (other tests' namespaces come and go meanwhile)."""
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    namespaces = [n for n in _namespaces(api) if n.startswith(("seatrial-stack-", "seatrial-probe-"))]
-    nodes = sorted(
-        (kube.name_of(n), bool(n.spec.unschedulable), sorted(t.key for t in n.spec.taints or []))
-        for n in core.list_node().items
-    )
-    leases = sorted(kube.name_of(x) for x in client.CoordinationV1Api(api).list_namespaced_lease("default").items)
-    scaled = sorted(
-        (o.metadata.namespace, kube.name_of(o), o.spec.replicas)
-        for lister in (apps.list_deployment_for_all_namespaces, apps.list_stateful_set_for_all_namespaces)
-        for o in lister().items
-        if o.metadata.namespace.startswith("seatrial-stack-")
-    )
-    return namespaces, nodes, [x for x in leases if x.startswith(runs.LEASE_PREFIX)], scaled
-
-
 def test_conformance_and_workload_chaos_pass_under_the_shipped_roles(
     api: client.ApiClient, staging: tuple[Path, Path], tmp_path: Path
 ) -> None:
     kubeconfig, profile = staging
-    before = _snapshot(api)
+    before = snapshot(api)
     conf = _suite("suites/conformance", kubeconfig, profile, tmp_path / "conformance")
     out = conf.stdout + conf.stderr
     assert conf.returncode == 0, out[-4000:]
@@ -151,15 +127,7 @@ def test_conformance_and_workload_chaos_pass_under_the_shipped_roles(
     out = chaos.stdout + chaos.stderr
     assert chaos.returncode == 0, out[-4000:]
     assert "passed" in out and "forbidden" not in out, out[-4000:]
-    _as_before(api, before)
-
-
-def _as_before(api: client.ApiClient, before: tuple[object, ...]) -> None:
-    """Deleted namespaces take a few seconds to go: allow them 60."""
-    try:
-        kube.wait_for("the cluster to be as before", lambda: _snapshot(api) == before, timeout=60, interval=1)
-    except ClusterError:
-        assert _snapshot(api) == before
+    as_before(api, before)
 
 
 def test_a_missing_permission_is_named(
@@ -170,11 +138,11 @@ def test_a_missing_permission_is_named(
     profile = yaml.safe_load((ROOT / "profiles" / "reference.yaml").read_text())
     profile |= {"name": "staging-ci", "namespaces": [reference_stack.namespace]}
     (tmp_path / "profile.yaml").write_text(yaml.safe_dump(profile))
-    before = _snapshot(api)
+    before = snapshot(api)
     for kubeconfig in _account(api, kube_target, reference_stack.namespace, tmp_path / "kc", namespaced=()):
         proc = _suite("suites/conformance", kubeconfig, tmp_path / "profile.yaml", tmp_path)
         out = proc.stdout + proc.stderr
         assert proc.returncode == 2, out[-3000:]
         assert "permission missing" in out and "cannot list resource" in out, out[-3000:]
         assert "system:serviceaccount:" in out and "Traceback" not in out, out[-3000:]
-    _as_before(api, before)
+    as_before(api, before)

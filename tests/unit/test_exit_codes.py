@@ -71,6 +71,7 @@ CASES = [
     ("missing waivers", lambda t: [*BAD_IMAGE, "--waivers", str(t / "nope.yaml")], 2, "does not exist"),
     ("waivers is a directory", lambda t: [*BAD_IMAGE, "--waivers", str(t)], 2, "is a directory"),
     ("report dir is a file", lambda t: [*BAD_IMAGE, "--report-dir", "README.md"], 2, "is not a directory"),
+    ("negative --load-workers", lambda t: [*BAD_IMAGE, "--load-workers", "-1"], 2, "--load-workers must be 0 or more"),
     ("missing pools dir", lambda t: [*BAD_IMAGE, "--pools", str(t / "nope")], 2, "node pool directory not found"),
     ("profile is a directory", lambda t: [*BAD_IMAGE, "--profile", str(t)], 2, "cannot read profile"),
     (
