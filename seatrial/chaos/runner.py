@@ -212,7 +212,7 @@ def steps(journal: Mapping[str, Any], undo_failures: Iterable[str] = ()) -> list
 SLO_FIELDS = {"errorRate": "error_rate", "p99Ms": "p99_ms", "recoverySeconds": "recovery_seconds"}
 
 
-EXTENSION_FIELDS = {"name", "slos", "load", "faultUntil"}
+EXTENSION_FIELDS = {"name", "slos", "load", "faultUntil", "needsHost"}
 FAULT_UNTIL = ("method", "rollbacks")
 LOAD_FIELDS = {"prompts"}
 
@@ -222,7 +222,9 @@ def extension(exp: Mapping[str, Any]) -> dict[str, Any]:
     ``slos`` to tighten the profile's for this experiment, ``load.prompts`` for how many distinct
     prompts locust sends (the cache's hit ratio), ``faultUntil: rollbacks`` for a fault that lasts
     through the steady state after it until a rollback gives back what it took (the window the
-    timeline shades and the bench measures). Unknown fields are errors, before anything acts."""
+    timeline shades and the bench measures), ``needsHost`` saying what the experiment does on the
+    machine under the nodes (it runs only on seatrial's local cluster). Unknown fields are errors,
+    before anything acts."""
     for ext in exp.get("extensions") or []:
         if isinstance(ext, Mapping) and ext.get("name") == "seatrial":
             where = f"experiment {exp.get('title')}: seatrial extension"
@@ -231,8 +233,20 @@ def extension(exp: Mapping[str, Any]) -> dict[str, Any]:
             reject_unknown(ext.get("load") or {}, LOAD_FIELDS, f"{where} load")
             if ext.get("faultUntil", "method") not in FAULT_UNTIL:
                 raise ConfigError(f"{where}: faultUntil must be one of {', '.join(FAULT_UNTIL)}")
+            if "needsHost" in ext and not (isinstance(ext["needsHost"], str) and ext["needsHost"].strip()):
+                raise ConfigError(f"{where}: needsHost must say what the experiment does on the host")
             return dict(ext)
     return {}
+
+
+def needs_host(exp: Mapping[str, Any], where: Where) -> str | None:
+    """Why the experiment cannot run against ``where``, when it acts on the machine under the
+    nodes (switches real nodes off, fails a GPU in its device plugin) and that machine is not
+    seatrial's: on a cluster seatrial did not start, no API call can do that."""
+    why = extension(exp).get("needsHost")
+    if not why or where.local is not None:
+        return None
+    return f"it {why}: that needs the machine under the nodes, which only seatrial's local cluster has"
 
 
 def experiment_slos(exp: Mapping[str, Any], slos: Slos) -> Slos:

@@ -10,11 +10,15 @@ import pytest
 
 from fixtures.chaos import Chaos
 from seatrial import report
+from seatrial.chaos import runner
 from seatrial.chaos.runner import EXPERIMENTS
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.json")), ids=lambda p: p.stem)
 def test_experiment(path: Path, chaos: Chaos) -> None:
+    cannot = runner.needs_host(runner.load_file(path), chaos.where)
+    if cannot:
+        pytest.skip(cannot)
     e = chaos.run_experiment(path)
     causes = e.violations() + [f"{s.phase} {s.name}: {s.status} {s.output}" for s in e.steps if s.status == "error"]
     if e.status == "error":

@@ -140,3 +140,18 @@ def test_profile_load_workers_and_spawn_rate_are_checked(given: dict[str, object
         profile.parse({"kind": "Profile", "name": "p", "load": given}, "p.yaml")
     ok = profile.parse({"kind": "Profile", "name": "p", "load": {"workers": 2, "spawnRate": 5}}, "p.yaml")
     assert (ok.load.workers, ok.load.spawn_rate) == (2, 5.0)
+
+
+def test_experiments_that_act_on_the_host_say_so_and_are_refused_elsewhere() -> None:
+    """What switches real nodes off or fails a GPU in its device plugin needs the machine under
+    the nodes: on a cluster seatrial did not start it is skipped with that reason, not errored."""
+    needing = {p.stem for p in EXPERIMENTS.glob("*.json") if runner.extension(runner.load_file(p)).get("needsHost")}
+    assert needing == {"node-failure", "zone-outage", "gpu-fault", "spot-preemption"}
+    elsewhere = runner.Where(None, None, "ns", Profile("t", "test"))  # type: ignore[arg-type]
+    why = runner.needs_host(runner.load_file(EXPERIMENTS / "gpu-fault.json"), elsewhere)
+    assert why is not None and "device plugin" in why and "local cluster" in why
+    assert runner.needs_host(runner.load_file(EXPERIMENTS / "node-drain.json"), elsewhere) is None
+    at_home = runner.Where(None, None, "ns", Profile("t", "test"), local=object())  # type: ignore[arg-type]
+    assert runner.needs_host(runner.load_file(EXPERIMENTS / "gpu-fault.json"), at_home) is None
+    with pytest.raises(ConfigError, match="needsHost must say"):
+        runner.extension({"extensions": [{"name": "seatrial", "needsHost": True}]})
