@@ -160,8 +160,7 @@ def _verdicts(cluster: LocalCluster, namespace: str, scratch: Path) -> dict[str,
     where = runner.Where(api, cluster.target(), namespace, p, cluster)
     lease = runs.Lease(api).start()
     try:
-        for path in sorted(runner.EXPERIMENTS.glob("*.json")):
-            workloads.wait_whole(api, namespace, timeout=180)
+        for path in sorted(runner.EXPERIMENTS.glob("*.json")):  # each starts from a settled stack (runner.run)
             workdir = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=scratch))
             e = runner.run(path, where, workdir)
             out[f"chaos {path.stem}"] = e.status
@@ -282,11 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.what:
             if int(args.what[1]) < 2:
                 raise ConfigError(f"repeat needs at least 2 runs to compare, got {args.what[1]}")
-            if LocalCluster().status().running:
-                raise ConfigError(
-                    "the local cluster is running; the benchmark needs the machine to itself",
-                    hint="stop it first: nox -s cluster -- down",
-                )
+            _machine_to_itself()
             rows = repeat(int(args.what[1]))
             _table(rows)
             return 0
@@ -301,11 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("node images + store, warm (all cached)", f"{time.monotonic() - t0:.2f} s", ""))
         for what, rec in sorted(build.read_timings().items()):
             rows.append((f"last cold {what}", f"{rec['seconds']} s", f"at {rec['at']}"))
-        if LocalCluster().status().running:
-            raise ConfigError(
-                "the local cluster is running; the benchmark needs the machine to itself",
-                hint="stop it first: nox -s cluster -- down",
-            )
+        _machine_to_itself()
         with tempfile.TemporaryDirectory(prefix="seatrial-bench-") as tmp:
             simulated = Path(tmp) / "simulated-pools"
             simulated.mkdir()
@@ -332,6 +323,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.exit_code)
     _table(rows)
     return 0
+
+
+def _machine_to_itself() -> None:
+    """Two clusters on two cores measure each other: refuse while the user's is up."""
+    if LocalCluster().status().running:
+        raise ConfigError(
+            "the local cluster is running; the benchmark needs the machine to itself",
+            hint="stop it first: nox -s cluster -- down",
+        )
 
 
 def _table(rows: list[Row]) -> None:
