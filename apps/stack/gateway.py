@@ -46,7 +46,15 @@ class Backends:
             try:
                 status, body = http_json("GET", f"{self.hub}/v1/backends", headers={"X-Model": model}, timeout=1.0)
                 if status == 200:
-                    urls = [b["url"] for b in body["backends"]]
+                    fresh = [b["url"] for b in body["backends"]]
+                    if fresh or not urls:
+                        urls = fresh
+                    else:
+                        # A hub back from an outage has an empty registry until the replicas
+                        # register again (every few seconds; their leases ran out while it was
+                        # gone): keep the table that worked, a replica that is really gone is
+                        # forgotten when it fails (3 s of 503s at a zone's return, zone-outage).
+                        log.warning("the hub knows no backend for %s yet; keeping the last %d", model, len(urls))
                     with self._lock:
                         self._cache[model] = (time.monotonic(), urls)
                         self.answered = True
