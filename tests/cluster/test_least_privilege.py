@@ -24,7 +24,7 @@ from kubernetes import client
 from seatrial import kube, stack
 from seatrial.stack import Deployed
 
-from .conftest import TEST_LABEL, as_before, namespaces, snapshot
+from .conftest import TEST_LABEL, as_before, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "manifests" / "rbac" / "seatrial.yaml"
@@ -87,7 +87,7 @@ def _account(
     finally:
         _kubectl(target, "delete", "--ignore-not-found", "-f", "-", stdin=bindings)
         core.delete_namespace(sa_ns, grace_period_seconds=0)
-        kube.wait_for(f"namespace {sa_ns} to be gone", lambda: sa_ns not in namespaces(api), timeout=120)
+        kube.wait_namespaces_gone(core, [sa_ns], selector=TEST_LABEL, timeout=120)
 
 
 @pytest.fixture(scope="module")
