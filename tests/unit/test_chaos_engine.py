@@ -124,6 +124,14 @@ def test_the_locustfile_and_seatrial_agree_on_the_row_format() -> None:
     assert [s.strip() for s in loadgen.HEADER] == ["t", "latency_s", "ok", "status", "error", "port"]
 
 
+def test_every_probe_request_asks_something_new_so_the_cache_cannot_answer_it() -> None:
+    url = "http://gateway/v1/chat/completions"
+    bodies = [load.request(url, {"Authorization": "Bearer k"}).data for _ in range(3)]
+    assert len(set(bodies)) == 3
+    assert all(isinstance(b, bytes) and b"seatrial-tiny" in b for b in bodies)
+    assert load.request("http://hub/registry", {}).get_method() == "GET"
+
+
 def test_request_log_round_trips_the_local_port(tmp_path: Path) -> None:
     samples = [load.Sample(0.5, 0.02, True, 200, "", 40112), load.Sample(1.0, 2.0, False, 0, "ConnectTimeout", 40114)]
     assert load.read_log(load.write_log(samples, tmp_path / "requests.csv")) == samples
