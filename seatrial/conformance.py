@@ -27,10 +27,13 @@ from seatrial.profile import Profile
 from seatrial.report import Attachment
 
 
-def static_inventory(path: Path, profile: Profile, pools_dir: Path | None) -> tuple[Inventory, Facts]:
+def static_inventory(
+    path: Path, profile: Profile, pools_dir: Path | None, notes: list[str] | None = None
+) -> tuple[Inventory, Facts]:
     """Without node pool files there is no cluster to judge capacity against: those checks then
-    check what the manifests alone can show (e.g. a GPU pod without the GPU toleration)."""
-    objects = manifests.load(path)
+    check what the manifests alone can show (e.g. a GPU pod without the GPU toleration). Warnings
+    about the manifests (unknown fields) go to ``notes``."""
+    objects = manifests.load(path, notes=notes)
     if pools_dir is None:
         return Inventory(objects, profile.roles), Facts(model_load_seconds=profile.model_load_seconds)
     return Inventory(objects, profile.roles), facts.from_pools(pools_dir, model_load_seconds=profile.model_load_seconds)

@@ -127,6 +127,86 @@ def test_exit_code(tmp_path: Path, args: object, code: int, says: str) -> None:
     assert "CANARY" not in out  # bad input is described, never quoted
 
 
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: inference}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: i}}
+  template:
+    metadata: {labels: {app: i}}
+    spec:
+      containers:
+      - name: c
+        image: x:1
+        env: [{name: A, value: v}]
+        resources: {limits: {nvidia.com/gpu: 1, cpu: 500m}}
+"""
+BOMB = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bomb}\ndata:\n  a: &a [CANARY, CANARY]\n"
+BOMB += "".join(f"  {x}: &{x} [{', '.join([f'*{p}'] * 9)}]\n" for p, x in zip("abcdefg", "bcdefgh", strict=True))
+CONTAINERS = "      containers:\n"
+PDB = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: p}\nspec: {minAvailable: CANARY}\n"
+
+
+def _edit(old: str, new: str) -> str:
+    assert old in DEPLOYMENT
+    return DEPLOYMENT.replace(old, new)
+
+
+# (id, the manifest, what the one message says); every value the API would refuse is a CANARY
+# where it can be, and the message must describe it without quoting it
+MALFORMED = [
+    ("replicas a word", _edit("replicas: 2", "replicas: CANARY"), "spec.replicas: an integer, not a string"),
+    ("replicas infinite", _edit("replicas: 2", "replicas: .inf"), "spec.replicas: an integer, not a number"),
+    ("gpu a word", _edit("gpu: 1", "gpu: CANARY"), "limits.nvidia.com/gpu: not a quantity"),
+    ("cpu true", _edit("cpu: 500m", "cpu: true"), "limits.cpu: a quantity (like 500m, 2Gi or 1), not a boolean"),
+    ("metadata a word", _edit("metadata: {name: inference}", "metadata: CANARY"), "Deployment: metadata: a mapping"),
+    ("spec a list", _edit("spec:\n  replicas: 2", "spec: [1]\nx:\n  replicas: 2"), "inference: spec: a mapping, not"),
+    ("containers null", _edit(CONTAINERS, "      containers: null\n      x:\n"), "containers: required, not null"),
+    ("containers a mapping", _edit("      - name: c\n", "        name: c\n"), "spec.containers: a list, not a mapping"),
+    ("labels a list", _edit("{labels: {app: i}}", "{labels: [CANARY]}"), "metadata.labels: a mapping, not a list"),
+    ("env a mapping", _edit("[{name: A, value: v}]", "{FOO: CANARY}"), "containers[0].env: a list, not a mapping"),
+    ("tolerations a word", _edit(CONTAINERS, "      tolerations: CANARY\n" + CONTAINERS), "tolerations: a list, not"),
+    ("minAvailable a word", PDB, "spec.minAvailable: a number or a percentage"),
+    ("List with junk items", "apiVersion: v1\nkind: List\nitems: [1, CANARY]\n", "item 2: expected a Kubernetes"),
+    ("alias bomb", BOMB, "its YAML aliases expand it more than 10-fold"),
+    ("nested 20,000 deep", "a: " + "[" * 20000 + "]" * 20000 + "\n", "nesting depth"),
+    ("binary file", "\udcff\udcfe\x00CANARY", "is not text (UTF-8)"),
+]
+
+
+@pytest.mark.parametrize(("text", "says"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_a_malformed_manifest_is_one_message_naming_the_field(tmp_path: Path, text: str, says: str) -> None:
+    """Exit 2 with one message that names the file, the object and the field, instead of a
+    traceback per check or a rule that reads a bad value as nothing; no report is written."""
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    proc = conformance("--static", str(path), "--report-dir", str(tmp_path / "reports"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-2500:]
+    assert out.count(says) == 1, out[-2500:]
+    assert str(path) in out
+    assert "Traceback" not in out and "CANARY" not in out
+    assert not list((tmp_path / "reports").glob("*/verdict.json"))
+
+
+def test_a_device_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    proc = conformance("--static", "/dev/zero", "--report-dir", str(tmp_path), timeout=60)
+    assert proc.returncode == 2
+    assert "/dev/zero is not a regular file" in proc.stdout + proc.stderr
+
+
+def test_an_unknown_field_is_a_warning_and_the_rest_is_checked(tmp_path: Path) -> None:
+    """kubectl's ``--validate=warn``: a field the API removed (a Service's topologyKeys) should
+    not stop a run; the object's known fields are still judged."""
+    path = tmp_path / "stale.yaml"
+    path.write_text(DEPLOYMENT.replace("  replicas: 2", "  replicas: 2\n  topologyKeys: [x]"))
+    proc = conformance("--static", str(path), "--report-dir", str(tmp_path / "reports"))
+    out = proc.stdout + proc.stderr
+    assert "Deployment/inference: spec.topologyKeys: unknown field" in out, out[-2500:]
+    assert proc.returncode in (0, 1) and list((tmp_path / "reports").glob("*/verdict.json"))
+
+
 NOX = shutil.which("nox")
 
 
