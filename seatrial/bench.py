@@ -265,17 +265,71 @@ def _measure(
     return rows
 
 
+STATIC_SIZES = (1_000, 10_000, 100_000)
+
+
+def static_rows(sizes: tuple[int, ...] = STATIC_SIZES) -> list[Row]:
+    """Static conformance as users run it (the whole suite, reports written) over synthetic
+    stacks of growing size: wall time and the run's peak RSS, read from the child's own rusage.
+    Every rule must stay near-linear; a scan per workload once made 131,577 Deployments run for
+    more than 15 minutes."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from seatrial import synth
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="seatrial-bench-static-") as tmp:
+        for n in sizes:
+            objects = synth.stack(n)
+            path = Path(tmp) / f"stack-{n}.yaml"
+            with path.open("w") as f:
+                yaml.dump_all(objects, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
+            argv = [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q"]
+            argv += ["--static", str(path), "--report-dir", str(Path(tmp) / "reports")]
+            t0 = time.monotonic()
+            proc = subprocess.Popen(argv, cwd=repo_root(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.monotonic() - t0
+            code = os.waitstatus_to_exitcode(status)
+            if code not in (0, 1):
+                err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
+                raise SeatrialError(f"static conformance over {len(objects)} objects ended with {code}: {err}")
+            mib = path.stat().st_size / 2**20
+            goal = "goal ≤ 60 s, ≤ 1 GiB" if n >= 100_000 else ""
+            rows.append(
+                (
+                    f"conformance static: {len(objects):,} objects ({mib:.0f} MiB of YAML)",
+                    f"{seconds:.1f} s, {usage.ru_maxrss / 1024:.0f} MiB",
+                    goal,
+                )
+            )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="seatrial.bench")
     ap.add_argument("--runs", type=int, default=3, help="warm bring-ups to time (median reported)")
     ap.add_argument("--idle-window", type=float, default=15.0, help="seconds to sample idle CPU")
     ap.add_argument(
-        "what", nargs="*", metavar="repeat N", help="repeat N: judge one stack N times, count verdicts that differ"
+        "what",
+        nargs="*",
+        metavar="repeat N | static",
+        help="repeat N: judge one stack N times, count verdicts that differ; static: only the static scale rows",
     )
     args = ap.parse_args(argv)
     rows: list[Row] = []
+    if args.what == ["static"]:
+        try:
+            _table(static_rows())
+        except SeatrialError as exc:
+            print(f"seatrial: error: {exc}")
+            return int(exc.exit_code)
+        return 0
     if args.what and (len(args.what) != 2 or args.what[0] != "repeat" or not args.what[1].isdigit()):
-        print(f"seatrial: error: expected 'repeat N' with N ≥ 2, got {' '.join(args.what)!r}")
+        print(f"seatrial: error: expected 'repeat N' with N ≥ 2 or 'static', got {' '.join(args.what)!r}")
         return 2
     try:
         if args.what:
@@ -297,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         for what, rec in sorted(build.read_timings().items()):
             rows.append((f"last cold {what}", f"{rec['seconds']} s", f"at {rec['at']}"))
         _machine_to_itself()
+        rows += static_rows()
         with tempfile.TemporaryDirectory(prefix="seatrial-bench-") as tmp:
             simulated = Path(tmp) / "simulated-pools"
             simulated.mkdir()

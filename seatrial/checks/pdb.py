@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, int_or_percent, ref_of, selector_matches
+from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, int_or_percent, ref_of, selector_matches
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
 
@@ -13,9 +13,8 @@ from seatrial.checks.registry import check
 def _pdbs(inv: Inventory, w: Workload) -> list[Obj]:
     return [
         p
-        for p in inv.of("PodDisruptionBudget")
-        if (p["metadata"].get("namespace") or "") == w.namespace
-        and selector_matches((p.get("spec") or {}).get("selector"), w.pod_labels)
+        for p in inv.beside("PodDisruptionBudget", w.obj)
+        if selector_matches((p.get("spec") or {}).get("selector"), w.pod_labels)
     ]
 
 
@@ -60,11 +59,13 @@ def pdb_present(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 )
 def pdb_selector(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    workloads = [w for w in inv.workloads if w.kind in ("Deployment", "StatefulSet", "ReplicaSet")]
+    workloads: dict[str, list[Workload]] = {}
+    for w in inv.workloads:
+        if w.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+            workloads.setdefault(w.home, []).append(w)
     for p in inv.of("PodDisruptionBudget"):
-        ns = p["metadata"].get("namespace") or ""
         sel = (p.get("spec") or {}).get("selector")
-        hits = [w.name for w in workloads if w.namespace == ns and selector_matches(sel, w.pod_labels)]
+        hits = [w.name for w in workloads.get(home(p), []) if selector_matches(sel, w.pod_labels)]
         if not hits:
             yield Finding("PDB-002", ref_of(p), "spec.selector", "selects no workload's pods")
         elif len(hits) > 1:

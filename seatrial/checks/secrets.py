@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, ref_of
+from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, ref_of
 from seatrial.checks.literals import leaks
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
@@ -73,12 +73,12 @@ def committed_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 def _bound_accounts(inv: Inventory) -> dict[tuple[str, str], list[Obj]]:
     """(namespace, serviceaccount) -> the roles bound to it."""
     roles = {
-        (str(r["metadata"].get("namespace") or ""), r["kind"], r["metadata"]["name"]): r
+        (home(r) if r["kind"] == "Role" else "", r["kind"], r["metadata"]["name"]): r
         for r in inv.of("Role", "ClusterRole")
     }
     out: dict[tuple[str, str], list[Obj]] = {}
     for b in inv.of("RoleBinding", "ClusterRoleBinding"):
-        ns = str(b["metadata"].get("namespace") or "")
+        ns = home(b)
         ref = b.get("roleRef") or {}
         role = roles.get((ns if ref.get("kind") == "Role" else "", str(ref.get("kind")), str(ref.get("name"))))
         for s in b.get("subjects") or []:
@@ -94,8 +94,8 @@ def _automount(inv: Inventory, w: Workload) -> bool:
     if "automountServiceAccountToken" in w.pod:
         return bool(w.pod["automountServiceAccountToken"])
     sa_name = w.pod.get("serviceAccountName") or "default"
-    for sa in inv.of("ServiceAccount"):
-        if sa["metadata"]["name"] == sa_name and (sa["metadata"].get("namespace") or "") == w.namespace:
+    for sa in inv.beside("ServiceAccount", w.obj):
+        if sa["metadata"]["name"] == sa_name:
             return bool(sa.get("automountServiceAccountToken", True))
     return True
 
@@ -115,7 +115,7 @@ def token_automount(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     bound = _bound_accounts(inv)
     for w in inv.workloads:
         sa = str(w.pod.get("serviceAccountName") or "default")
-        if _automount(inv, w) and (w.namespace, sa) not in bound:
+        if _automount(inv, w) and (w.home, sa) not in bound:
             yield Finding(
                 "SEC-004",
                 w.ref,
@@ -151,7 +151,7 @@ def rbac_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     bound = _bound_accounts(inv)
     for w in inv.workloads:
         sa = str(w.pod.get("serviceAccountName") or "default")
-        for role in bound.get((w.namespace, sa), []):
+        for role in bound.get((w.home, sa), []):
             if _reads_secrets(role):
                 scope = "cluster-wide" if role.get("kind") == "ClusterRole" else "in its namespace"
                 yield Finding(
