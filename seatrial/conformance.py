@@ -39,6 +39,23 @@ def static_inventory(
     return Inventory(objects, profile.roles), facts.from_pools(pools_dir, model_load_seconds=profile.model_load_seconds)
 
 
+def say_unchecked(inv: Inventory, where: str) -> None:
+    """Name the kinds no rule read. When that is every object, nothing was judged: a failure to
+    read (exit 2), never a pass."""
+    unchecked = inv.unchecked()
+    if not unchecked:
+        return
+    count = sum(unchecked.values())
+    kinds = ", ".join(f"{k} ({n})" for k, n in unchecked.items())
+    if count == len(inv.objects):
+        raise ConfigError(
+            f"nothing in {where} is a kind seatrial checks: {count} object(s) of {len(unchecked)} kind(s): {kinds}",
+            hint="custom resources are read only for the workload kinds README lists; name the manifests that "
+            "deploy the stack",
+        )
+    print(f"seatrial: {count} object(s) of {len(unchecked)} kind(s) not checked: {kinds}", flush=True)
+
+
 def _clean(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     meta.pop("managedFields", None)
@@ -163,7 +180,7 @@ def evidence(inv: Inventory, refs: Iterable[Ref], api: client.ApiClient | None) 
     out: dict[Ref, list[Attachment]] = {}
     for ref in sorted(set(refs)):
         found = out[ref] = []
-        obj = objects.get(ref)
+        obj = objects.get(ref) or objects.get(Ref(ref.namespace, ref.kind, ref.name.split("/")[0]))  # crds' parts
         if obj is not None:
             found.append(Attachment(f"{ref.kind} {ref.name}", excerpt(obj), "application/yaml"))
         if api is None or not ref.namespace:

@@ -115,7 +115,7 @@ def _docs(text: str, where: str, notes: list[str] | None = None) -> list[dict[st
             wrong, unknown = ([shape], []) if shape else schema.problems(obj)
             invalid += [f"{item_at}: {p}" if shape else f"{item_at}: {_name(obj)}: {p}" for p in wrong]
             if notes is not None:
-                notes += [f"{where}, {item_at}: {_name(obj)}: {p}" for p in unknown]
+                notes += [f"{where}, {item_at}: {_name(obj)}: {p}; the rest of it is checked" for p in unknown]
             if not wrong:
                 out.append(obj)
     if invalid:
@@ -144,31 +144,120 @@ def _read(f: Path, total: int) -> str:
         raise ConfigError(f"cannot read {f}: {exc.strerror or exc}") from None
 
 
-def load(path: Path, *, kubectl: str | None = None, notes: list[str] | None = None) -> list[dict[str, Any]]:
-    """Objects from a file, a directory of files, or a kustomize directory (rendered with kubectl).
-    What is worth a warning but not a stop goes to ``notes``."""
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist")
-    if path.is_dir() and any((path / k).exists() for k in ("kustomization.yaml", "kustomization.yml", "Kustomization")):
-        if kubectl is None:
-            from seatrial.stack import kubectl as find_kubectl
+KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
-            kubectl = find_kubectl()
-        proc = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise ConfigError(f"kustomize could not render {path}: {proc.stderr.strip()}")
-        if len(proc.stdout) > MAX_BYTES:
-            raise ConfigError(
-                f"the kustomize render of {path} is more than {MAX_BYTES // 2**20} MiB; check it in parts"
-            )
-        return _docs(proc.stdout, f"the kustomize render of {path}", notes)
-    files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES) if path.is_dir() else [path]
+
+def _kustomization(d: Path) -> Path | None:
+    return next((d / k for k in KUSTOMIZATIONS if (d / k).is_file()), None)
+
+
+def _render_kustomize(path: Path, kubectl: str | None, notes: list[str] | None) -> list[dict[str, Any]]:
+    if kubectl is None:
+        from seatrial.stack import kubectl as find_kubectl
+
+        kubectl = find_kubectl()
+    proc = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise ConfigError(f"kustomize could not render {path}: {proc.stderr.strip()}")
+    if len(proc.stdout) > MAX_BYTES:
+        raise ConfigError(f"the kustomize render of {path} is more than {MAX_BYTES // 2**20} MiB; check it in parts")
+    return _docs(proc.stdout, f"the kustomize render of {path}", notes)
+
+
+def _included(root: Path) -> set[Path]:
+    """The directories a kustomization pulls in (resources, bases, components), resolved."""
+    file = _kustomization(root)
+    try:
+        docs = _parse(file.read_text(), str(file)) if file else []
+    except (ConfigError, OSError, UnicodeDecodeError):
+        return set()  # kustomize itself will say what is wrong when the root is rendered
+    spec = docs[0] if docs else None
+    if not isinstance(spec, dict):
+        return set()
+    out = set()
+    for key in ("resources", "bases", "components"):
+        for entry in spec.get(key) or []:
+            target = (root / str(entry)).resolve()
+            if isinstance(entry, str) and "://" not in entry and target.is_dir():
+                out.add(target)
+    return out
+
+
+def _tree(path: Path, kubectl: str | None, notes: list[str] | None) -> list[dict[str, Any]]:
+    """A repository as users have them: kustomize roots anywhere below (each rendered once, unless
+    another root includes it), Helm charts (not rendered: said so), plain manifest files, and the
+    YAML that is not Kubernetes objects at all (values files, app configs), skipped and listed."""
+    dirs = [path, *sorted(d for d in path.rglob("*") if d.is_dir())]
+    roots = [d.resolve() for d in dirs if _kustomization(d)]
+    charts = [d.resolve() for d in dirs if (d / "Chart.yaml").is_file()]
+    included = set().union(*(_included(r) for r in roots)) if roots else set()
+    owned = roots + charts  # files under these are read through them, never as plain files
+
+    def under(f: Path, tops: list[Path]) -> bool:
+        return any(f == t or t in f.parents for t in tops)
+
     out: list[dict[str, Any]] = []
+    for root in roots:
+        if root not in included and not under(root, charts):
+            out += _render_kustomize(root, kubectl, notes)
+    for chart in charts:
+        if not under(chart, [c for c in charts if c != chart]) and notes is not None:
+            notes.append(f"{chart}: a Helm chart, not rendered (render it with helm template and check the output)")
+    skipped: list[str] = []
     total = 0
-    for f in files:
+    for f in sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
+        if under(f.resolve(), owned):
+            continue
         text = _read(f, total)
         total += len(text)
+        docs = _parse(text, str(f))
+        if not any(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs):
+            skipped.append(str(f.relative_to(path)))
+            continue
         out += _docs(text, str(f), notes)
+    if skipped and notes is not None:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        notes.append(f"{len(skipped)} file(s) in {path} are YAML but not Kubernetes objects, skipped: {shown}")
+    return out
+
+
+def _deduped(objects: list[dict[str, Any]], notes: list[str] | None) -> list[dict[str, Any]]:
+    """One object per identity (group, kind, namespace it lands in, name): the same Deployment in
+    three files would triple every finding; the first one read is checked."""
+    seen: dict[tuple[str, str, str, str], int] = {}
+    out: list[dict[str, Any]] = []
+    for o in objects:
+        group = str(o.get("apiVersion")).rpartition("/")[0]
+        key = (group, str(o["kind"]), str(o["metadata"].get("namespace") or "default"), str(o["metadata"]["name"]))
+        if key in seen:
+            seen[key] += 1
+            continue
+        seen[key] = 1
+        out.append(o)
+    twice = [f"{k[1]}/{k[3]} (defined {n} times)" for k, n in seen.items() if n > 1]
+    if twice and notes is not None:
+        more = f" and {len(twice) - 5} more" if len(twice) > 5 else ""
+        notes.append(f"{len(twice)} object(s) defined more than once, each checked once: {', '.join(twice[:5])}{more}")
+    return out
+
+
+def load(path: Path, *, kubectl: str | None = None, notes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Objects from a file, a kustomize directory (rendered with kubectl), or a directory tree of
+    either. What is worth a warning but not a stop goes to ``notes``."""
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist")
+    if not path.is_dir():
+        out = _docs(_read(path, 0), str(path), notes)
+    elif _kustomization(path):
+        out = _render_kustomize(path, kubectl, notes)
+    elif (path / "Chart.yaml").is_file():
+        raise ConfigError(
+            f"{path} is a Helm chart: seatrial reads rendered manifests",
+            hint=f"helm template {path} > rendered.yaml, then --static rendered.yaml",
+        )
+    else:
+        out = _tree(path, kubectl, notes)
+    out = _deduped(out, notes)
     if not out:
         raise ConfigError(f"no Kubernetes objects found in {path}")
     return out

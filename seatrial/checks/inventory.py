@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from seatrial.checks import crds
 from seatrial.checks.model import Ref
 
 GPU = "nvidia.com/gpu"
@@ -202,6 +203,7 @@ class Inventory:
 
     objects: Sequence[Obj]
     roles: Mapping[str, str] = field(default_factory=dict)  # "kind/name" -> role, from a profile
+    asked: set[str] = field(default_factory=set, compare=False)  # the kinds some rule has read
 
     @functools.cached_property
     def _by_kind(self) -> dict[str, list[Obj]]:
@@ -218,15 +220,29 @@ class Inventory:
         return out
 
     def of(self, *kinds: str) -> list[Obj]:
+        self.asked.update(kinds)
         return [o for k in kinds for o in self._by_kind.get(k, ())]
 
     def beside(self, kind: str, o: Obj) -> list[Obj]:
         """The objects of ``kind`` in the namespace ``o`` lands in."""
+        self.asked.add(kind)
         return self._by_home.get((kind, home(o)), [])
 
     @functools.cached_property
     def workloads(self) -> list[Workload]:
-        return [Workload(o, self._role(o)) for o in self.of(*WORKLOAD_KINDS) if not _owned(o)]
+        """Workloads, and the pod templates of the custom resources ML teams run (``crds``)."""
+        out = [Workload(o, self._role(o)) for o in self.of(*WORKLOAD_KINDS) if not _owned(o)]
+        for o in self.of(*crds.KINDS):
+            for stand_in in crds.stand_ins(o):
+                w = Workload(stand_in, self._role(stand_in))
+                out.append(w if w.role != "other" else Workload(stand_in, crds.role(w.kind, w.gpus)))
+        return out
+
+    def unchecked(self) -> dict[str, int]:
+        """Kind -> count of the objects no rule read, once the rules have run. Recorded from what
+        the rules asked for, so the list cannot drift from the catalogue: a file of RayClusters
+        must say that nothing in it was checked, not pass in silence."""
+        return {k: len(v) for k, v in sorted(self._by_kind.items()) if k not in self.asked}
 
     def _role(self, o: Obj) -> str:
         key = f"{o['kind']}/{o['metadata']['name']}"

@@ -187,7 +187,7 @@ def pinned_images(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for w in inv.workloads:
         for c in w.containers(init=True):
             image = str(c.spec.get("image") or "")
-            if "@sha256:" in image:
+            if not image or "@sha256:" in image:  # no image: a runtime fills it in (KServe's model)
                 continue
             last = image.rsplit("/", 1)[-1]
             tag = last.split(":", 1)[1] if ":" in last else ""

@@ -68,6 +68,15 @@ CASES = [
     ("unreachable cluster", lambda t: ["--kubeconfig", _unreachable(t)], 3, "127.0.0.1:1"),
     # paths and files, found before anything starts
     ("empty --static", lambda t: ["--static", ""], 2, "--static was given an empty path"),
+    (
+        "nothing checked",
+        lambda t: [
+            "--static",
+            _file(t, "p.yaml", "apiVersion: monitoring.coreos.com/v1\nkind: Prometheus\nmetadata: {name: k8s}\n"),
+        ],
+        2,
+        "is a kind seatrial checks: 1 object(s) of 1 kind(s): Prometheus (1)",
+    ),
     ("missing waivers", lambda t: [*BAD_IMAGE, "--waivers", str(t / "nope.yaml")], 2, "does not exist"),
     ("waivers is a directory", lambda t: [*BAD_IMAGE, "--waivers", str(t)], 2, "is a directory"),
     ("report dir is a file", lambda t: [*BAD_IMAGE, "--report-dir", "README.md"], 2, "is not a directory"),

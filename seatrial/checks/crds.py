@@ -1,0 +1,125 @@
+"""The pod templates inside the custom resources ML teams deploy, so every pod rule applies to them.
+
+A RayCluster's GPU workers, a KServe predictor or a LeaderWorkerSet's leader are pods like any
+Deployment's, but they sit at a different path in each kind. No peer tool reads them; without
+this a file of RayClusters "passed" with nothing checked. Each template becomes a stand-in object
+of the custom resource's own kind, named ``<name>/<part>`` (a slash no real name can hold), with
+the template under ``spec.template`` where the rules look for it.
+
+Paths follow each project's API: KubeRay ``ray.io/v1``, KServe ``serving.kserve.io``, LWS
+``leaderworkerset.x-k8s.io``, JobSet ``jobset.x-k8s.io``, Kubeflow ``kubeflow.org``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+Obj = Mapping[str, Any]
+Part = tuple[str, Obj]  # (part name, pod template: {metadata, spec})
+
+KUBEFLOW = {
+    "PyTorchJob": "pytorchReplicaSpecs",
+    "TFJob": "tfReplicaSpecs",
+    "MPIJob": "mpiReplicaSpecs",
+    "XGBoostJob": "xgbReplicaSpecs",
+    "PaddleJob": "paddleReplicaSpecs",
+    "JAXJob": "jaxReplicaSpecs",
+}
+SERVING = ("InferenceService", "ServingRuntime", "LeaderWorkerSet", "RayService")
+BATCH = ("RayJob", "JobSet", *KUBEFLOW)
+KINDS = (*SERVING, *BATCH, "RayCluster")
+# KServe component fields that are not PodSpec fields
+_KSERVE_OWN = {
+    "model", "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "scaleMetricType", "autoScaling",
+    "containerConcurrency", "timeout", "canaryTrafficPercent", "logger", "batcher", "labels", "annotations",
+    "deploymentStrategy", "workerSpec", "storageUri", "storage", "supportedModelFormats", "multiModel",
+    "disabled", "protocolVersions", "builtInAdapter", "grpcDataEndpoint", "grpcEndpoint", "httpDataEndpoint",
+    "replicas", "storageHelper", "modelFormat", "runtime",
+}  # fmt: skip
+
+
+def _mapping(value: Any) -> Obj:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _ray(spec: Obj) -> Iterator[Part]:
+    head = _mapping(spec.get("headGroupSpec")).get("template")
+    if isinstance(head, Mapping):
+        yield "head", head
+    for group in spec.get("workerGroupSpecs") or []:
+        tmpl = _mapping(group).get("template")
+        if isinstance(tmpl, Mapping):
+            yield f"workers-{_mapping(group).get('groupName', '?')}", tmpl
+
+
+def _kserve(component: Obj, name: str) -> Iterator[Part]:
+    """A KServe component carries PodSpec fields inline, and a ``model`` that is its container."""
+    pod = {k: v for k, v in component.items() if k not in _KSERVE_OWN}
+    model = _mapping(component.get("model"))
+    if model and not pod.get("containers"):
+        # the serving runtime supplies the image, and Knative a TCP readiness probe when none is set
+        container = {"name": "kserve-container", **{k: v for k, v in model.items() if k in _CONTAINER}}
+        container.setdefault("readinessProbe", {"tcpSocket": {"port": 8080}})
+        pod["containers"] = [container]
+    if pod.get("containers"):
+        yield name, {"metadata": {"labels": component.get("labels") or {}}, "spec": pod}
+
+
+_CONTAINER = {"image", "args", "command", "env", "envFrom", "resources", "ports", "readinessProbe", "livenessProbe"}
+
+
+def parts(obj: Obj) -> list[Part]:
+    """The pod templates of a custom resource of a kind in ``KINDS`` (none for other kinds)."""
+    kind, spec = obj.get("kind"), _mapping(obj.get("spec"))
+    found: list[Part] = []
+    if kind == "RayCluster":
+        found += _ray(spec)
+    elif kind == "RayService":
+        found += _ray(_mapping(spec.get("rayClusterConfig")))
+    elif kind == "RayJob":
+        found += _ray(_mapping(spec.get("rayClusterSpec")))
+    elif kind == "InferenceService":
+        for component in ("predictor", "transformer", "explainer"):
+            found += _kserve(_mapping(spec.get(component)), component)
+    elif kind == "ServingRuntime":
+        found += _kserve(spec, "runtime")
+    elif kind == "LeaderWorkerSet":
+        lwt = _mapping(spec.get("leaderWorkerTemplate"))
+        found += [(p, t) for p in ("leaderTemplate", "workerTemplate") if isinstance(t := lwt.get(p), Mapping)]
+    elif kind == "JobSet":
+        for job in spec.get("replicatedJobs") or []:
+            tmpl = _mapping(_mapping(_mapping(_mapping(job).get("template")).get("spec")).get("template"))
+            if tmpl:
+                found.append((str(_mapping(job).get("name", "?")), tmpl))
+    elif kind in KUBEFLOW:
+        for replica_type, rs in _mapping(spec.get(KUBEFLOW[str(kind)])).items():
+            replica_template = _mapping(_mapping(rs).get("template"))
+            if replica_template:
+                found.append((str(replica_type).lower(), replica_template))
+    return found
+
+
+def stand_ins(obj: Obj) -> list[dict[str, Any]]:
+    """One object per pod template, of the custom resource's kind, for the pod rules."""
+    meta = _mapping(obj.get("metadata"))
+    out = []
+    for part, template in parts(obj):
+        stand_meta = {k: meta[k] for k in ("namespace", "labels", "annotations") if k in meta}
+        stand_meta["name"] = f"{meta.get('name')}/{part}"
+        out.append(
+            {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "metadata": stand_meta,
+                "spec": {"template": template},
+            }
+        )
+    return out
+
+
+def role(kind: str, gpus: int) -> str:
+    """What a custom resource's pods are for, as the rules' roles say it."""
+    if kind in SERVING:
+        return "gpu-inference" if gpus else "serving"
+    return "batch" if kind in BATCH else "other"

@@ -1,0 +1,80 @@
+"""Static mode on repositories as users have them (issue 12, part 3): trees of kustomize roots,
+charts and files that are not manifests, objects defined twice, the custom resources ML teams
+run, and the YAML kubectl reads that PyYAML alone would not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from seatrial import checks, manifests
+from seatrial.errors import ConfigError
+
+STACKS = Path(__file__).resolve().parents[1] / "stacks"
+
+
+@pytest.mark.needs_binaries  # the overlay is rendered with the built kubectl
+def test_a_repository_tree_is_read_as_kubectl_and_kustomize_would() -> None:
+    notes: list[str] = []
+    objects = manifests.load(STACKS / "repo-tree", notes=notes)
+    names = sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects)
+    # the base only through the overlay that includes it; the guestbook once; the chart not read
+    assert names == [("Deployment", "", "guestbook"), ("Deployment", "prod", "api"), ("RayCluster", "", "ray")]
+    said = "\n".join(notes)
+    assert "charts/web: a Helm chart, not rendered" in said
+    assert "2 file(s) in" in said and "app/config.yaml, values.yaml" in said
+    assert "Deployment/guestbook (defined 2 times)" in said
+
+
+def test_a_chart_directory_says_to_render_it() -> None:
+    with pytest.raises(ConfigError, match="is a Helm chart") as err:
+        manifests.load(STACKS / "repo-tree" / "charts" / "web")
+    assert "helm template" in str(err.value)
+
+
+def test_the_pod_templates_of_ml_custom_resources_are_checked() -> None:
+    inv = checks.Inventory(manifests.load(STACKS / "ml-crds"))
+    parts = sorted(f"{w.kind}/{w.name} {w.role}" for w in inv.workloads)
+    assert parts == [
+        "InferenceService/llama/predictor gpu-inference",
+        "JobSet/pretrain/workers batch",
+        "LeaderWorkerSet/vllm/leaderTemplate gpu-inference",
+        "LeaderWorkerSet/vllm/workerTemplate gpu-inference",
+        "PyTorchJob/finetune/master batch",
+        "PyTorchJob/finetune/worker batch",
+        "RayCluster/ray/head other",
+        "RayCluster/ray/workers-gpu other",
+        "RayJob/train/head batch",
+        "ServingRuntime/vllm-runtime/runtime serving",
+    ]
+    results = {r.check.id: r for r in checks.run(inv, checks.Facts(), mode="static")}
+    assert [str(f.target) for f in results["GPU-002"].findings] == ["ml/RayCluster/ray/workers-gpu"]
+    assert not any(r.status == "error" for r in results.values())
+    assert inv.unchecked() == {}
+
+
+def test_kinds_no_rule_reads_are_counted() -> None:
+    inv = checks.Inventory(
+        [
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}},
+            {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {"name": "k8s"}},
+            {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus", "metadata": {"name": "k9s"}},
+        ]
+    )
+    checks.run(inv, checks.Facts(), mode="static")
+    assert inv.unchecked() == {"Prometheus": 2}
+
+
+def test_yaml_as_kubectl_reads_it(tmp_path: Path) -> None:
+    """kube-prometheus: ``kind: ConfigMapList`` and the YAML 1.1 scalar ``=`` in a CRD's enum
+    (PyYAML's ``value`` tag, which safe_load refuses); dates stay strings as in kubectl."""
+    f = tmp_path / "list.yaml"
+    f.write_text(
+        "apiVersion: v1\nkind: ConfigMapList\nitems:\n"
+        "- {apiVersion: v1, kind: ConfigMap, metadata: {name: a}, data: {op: =, day: 2024-01-01}}\n"
+        "- {apiVersion: v1, kind: ConfigMap, metadata: {name: b}}\n"
+    )
+    objects = manifests.load(f)
+    assert [o["metadata"]["name"] for o in objects] == ["a", "b"]
+    assert objects[0]["data"] == {"op": "=", "day": "2024-01-01"}
