@@ -252,18 +252,7 @@ class Inventory:
         component = (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component") or tmpl_labels.get(
             "app.kubernetes.io/component"
         )
-        if component in ROLES:
-            return str(component)
-        if o["kind"] == "DaemonSet":
-            return "daemon"
-        containers = (((o.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
-        if o["kind"] in ("Deployment", "StatefulSet") and any(
-            STORE_IMAGE.search(str(c.get("image"))) for c in containers
-        ):
-            return "stateful"
-        if o["kind"] in ("Job", "CronJob"):
-            return "batch"
-        return "serving" if o["kind"] in ("Deployment", "StatefulSet") else "other"
+        return str(component) if component in ROLES else _shape_role(o)
 
     def hpa_for(self, w: Workload) -> Obj | None:
         """The HorizontalPodAutoscaler that scales ``w``, if any."""
@@ -279,6 +268,34 @@ class Inventory:
 
 def ref_of(o: Obj) -> Ref:
     return Ref(str(o["metadata"].get("namespace") or ""), str(o["kind"]), str(o["metadata"]["name"]))
+
+
+def _shape_role(o: Obj) -> str:
+    """A workload's role when nothing names it: from its kind, its flags and its image."""
+    containers = (((o.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    if o["kind"] == "DaemonSet":
+        return "daemon"
+    if _leader_elected(o):
+        return "control"
+    if o["kind"] in ("Deployment", "StatefulSet") and any(STORE_IMAGE.search(str(c.get("image"))) for c in containers):
+        return "stateful"
+    if o["kind"] in ("Job", "CronJob"):
+        return "batch"
+    return "serving" if o["kind"] in ("Deployment", "StatefulSet") else "other"
+
+
+LEADER_FLAGS = re.compile(r"^--(leader-elect|enable-leader-election|leader-election)(=true)?$")
+
+
+def _leader_elected(o: Obj) -> bool:
+    """A controller that elects a leader (``--leader-elect``) runs one active replica by design:
+    not a single-replica server."""
+    pod = (((o.get("spec") or {}).get("template") or {}).get("spec")) or {}
+    return any(
+        LEADER_FLAGS.match(str(arg))
+        for c in pod.get("containers") or []
+        for arg in [*(c.get("command") or []), *(c.get("args") or [])]
+    )
 
 
 def _owned(o: Obj) -> bool:

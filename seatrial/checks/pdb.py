@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from seatrial import schema
+from seatrial.checks import crds
 from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, int_or_percent, ref_of, selector_matches
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
@@ -16,6 +18,27 @@ def _pdbs(inv: Inventory, w: Workload) -> list[Obj]:
         for p in inv.beside("PodDisruptionBudget", w.obj)
         if selector_matches((p.get("spec") or {}).get("selector"), w.pod_labels)
     ]
+
+
+def _custom(inv: Inventory) -> dict[str, list[Obj]]:
+    """Custom resources no rule reads, by the namespace they land in."""
+    out: dict[str, list[Obj]] = {}
+    for o in inv.objects:
+        kind = str(o.get("kind"))
+        if not schema.known(str(o.get("apiVersion")), kind) and kind not in crds.KINDS:
+            out.setdefault(home(o), []).append(o)
+    return out
+
+
+def _operator_owner(custom: dict[str, list[Obj]], pdb: Obj) -> str | None:
+    """The custom resource (Prometheus/k8s, Alertmanager/main …) whose operator-made pods a PDB
+    selects: one in its namespace whose name or kind is a value of the selector's labels."""
+    labels = ((pdb.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    values = {str(v).lower() for v in labels.values()}
+    for o in custom.get(home(pdb), []):
+        if str(o["metadata"].get("name")).lower() in values or str(o["kind"]).lower() in values:
+            return f"{o['kind']}/{o['metadata'].get('name')}"
+    return None
 
 
 def _replicated(inv: Inventory) -> list[Workload]:
@@ -63,10 +86,19 @@ def pdb_selector(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for w in inv.workloads:
         if w.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
             workloads.setdefault(w.home, []).append(w)
+    custom = _custom(inv)
     for p in inv.of("PodDisruptionBudget"):
         sel = (p.get("spec") or {}).get("selector")
         hits = [w.name for w in workloads.get(home(p), []) if selector_matches(sel, w.pod_labels)]
-        if not hits:
+        owner = _operator_owner(custom, p) if not hits else None
+        if owner:
+            yield Finding(
+                "PDB-002",
+                ref_of(p),
+                "spec.selector",
+                f"selects no pods seatrial could read: they are {owner}'s, which its operator creates (not checked)",
+            )
+        elif not hits:
             yield Finding("PDB-002", ref_of(p), "spec.selector", "selects no workload's pods")
         elif len(hits) > 1:
             yield Finding(

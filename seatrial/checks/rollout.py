@@ -106,16 +106,44 @@ def no_recreate(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 def readiness(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for w in _serving(inv):
-        for c in w.containers():
+        for c in serving_containers(w):
             ready, live = c.spec.get("readinessProbe"), c.spec.get("livenessProbe")
             if not ready:
                 yield Finding("ROLL-004", w.ref, c.where, "has no readinessProbe")
-            elif live and _handler(ready) == _handler(live):
-                yield Finding("ROLL-004", w.ref, c.where, "readinessProbe and livenessProbe check the same thing")
+            elif live and _handler(ready) == _handler(live) and _patience(live) < TOLERANT * _patience(ready):
+                yield Finding(
+                    "ROLL-004",
+                    w.ref,
+                    c.where,
+                    f"readinessProbe and livenessProbe check the same thing; liveness restarts after "
+                    f"{_patience(live):.0f}s of failures, readiness acts after {_patience(ready):.0f}s "
+                    f"(liveness should be at least {TOLERANT}x as patient)",
+                )
+
+
+TOLERANT = 3  # liveness this much more patient than readiness on one handler is a sound pattern (vLLM's /health)
+SIDECARS = re.compile(
+    r"kube-rbac-proxy|config-?reload|prometheus-config-reloader|istio-proxy|envoy|linkerd-proxy|oauth2-proxy"
+    r"|fluent-?bit|fluentd|cloud-sql-proxy|vault-agent|git-sync"
+)
+
+
+def serving_containers(w: Workload) -> list[Container]:
+    """The containers that take the traffic: not the known sidecars (an auth proxy, a config
+    reloader, a mesh proxy), and of the rest those that expose ports, if any do."""
+    own = [c for c in w.containers() if not SIDECARS.search(f"{c.spec.get('image', '')} {c.name}")]
+    ported = [c for c in own if c.spec.get("ports")]
+    return ported or own
 
 
 def _handler(p: Obj) -> object:
     return {k: p[k] for k in ("httpGet", "tcpSocket", "exec", "grpc") if k in p}
+
+
+def _patience(p: Obj) -> float:
+    """Seconds of failures before a probe acts (restart for liveness, out of the Service for
+    readiness)."""
+    return float(p.get("periodSeconds", 10)) * float(p.get("failureThreshold", 3))
 
 
 @check(

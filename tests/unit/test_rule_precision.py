@@ -1,0 +1,83 @@
+"""Where the catalogue cried wolf on public stacks (issue 12, part 4), each case both ways: the
+sound pattern passes, the defect it resembles still fails."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from seatrial import checks
+from seatrial.checks import Facts
+
+HTTP = {"httpGet": {"path": "/health", "port": 8000}}
+
+
+def _deployment(containers: list[dict[str, Any]], *, replicas: int = 2, name: str = "vllm") -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": containers}},
+        },
+    }
+
+
+def _findings(check: str, objects: list[dict[str, Any]]) -> list[str]:
+    [result] = checks.run(checks.Inventory(objects), Facts(), mode="static", only=[check])
+    return [f"{f.target} {f.field}: {f.message}" for f in result.findings]
+
+
+def test_roll004_judges_the_serving_container_not_its_sidecars() -> None:
+    server = {"name": "server", "image": "vllm/vllm-openai:v0.11.0", "ports": [{"containerPort": 8000}]}
+    proxy = {
+        "name": "kube-rbac-proxy",
+        "image": "quay.io/brancz/kube-rbac-proxy:v0.19.0",
+        "ports": [{"containerPort": 8443}],
+    }
+    reloader = {"name": "reloader", "image": "ghcr.io/jimmidyson/configmap-reload:v0.14.0"}
+    ready = {**server, "readinessProbe": HTTP}
+    assert _findings("ROLL-004", [_deployment([ready, proxy, reloader])]) == []
+    assert _findings("ROLL-004", [_deployment([server, proxy, reloader])]) == [
+        "Deployment/vllm containers[server]: has no readinessProbe"
+    ]
+
+
+def test_roll004_accepts_one_endpoint_when_liveness_is_far_more_patient() -> None:
+    """vLLM's /health for both probes is sound when liveness waits much longer than readiness."""
+    patient = {"name": "server", "image": "vllm/vllm-openai:v0.11.0", "readinessProbe": {**HTTP, "periodSeconds": 5},
+               "livenessProbe": {**HTTP, "periodSeconds": 10, "failureThreshold": 6}}  # fmt: skip
+    assert _findings("ROLL-004", [_deployment([patient])]) == []
+    hasty = copy.deepcopy(patient)
+    hasty["livenessProbe"] = {**HTTP, "periodSeconds": 5}
+    [finding] = _findings("ROLL-004", [_deployment([hasty])])
+    assert "check the same thing; liveness restarts after 15s of failures, readiness acts after 15s" in finding
+
+
+def test_spread003_leaves_leader_elected_controllers_alone() -> None:
+    controller = {"name": "manager", "image": "registry.example/operator:1.0", "args": ["--leader-elect"]}
+    server = {"name": "server", "image": "registry.example/api:1.0"}
+    assert _findings("SPREAD-003", [_deployment([controller], replicas=1, name="operator")]) == []
+    assert _findings("SPREAD-003", [_deployment([server], replicas=1, name="api")]) == [
+        "Deployment/api spec.replicas: serves with a single replica and no documented exception"
+    ]
+
+
+def test_pdb002_names_the_custom_resource_whose_pods_it_protects() -> None:
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "prometheus-k8s", "namespace": "monitoring"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "prometheus",
+                                                                 "app.kubernetes.io/instance": "k8s"}}},
+    }  # fmt: skip
+    prometheus = {"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                  "metadata": {"name": "k8s", "namespace": "monitoring"}}  # fmt: skip
+    [finding] = _findings("PDB-002", [pdb, prometheus])
+    assert "they are Prometheus/k8s's, which its operator creates (not checked)" in finding
+    assert _findings("PDB-002", [pdb]) == [
+        "monitoring/PodDisruptionBudget/prometheus-k8s spec.selector: selects no workload's pods"
+    ]
