@@ -17,6 +17,7 @@ runs' leases go last.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,13 +44,15 @@ class Debris:
     action: str  # "delete", "restore", "scale", "left" (nothing this process can do)
     detail: str = ""  # the node marks restored, the replica count given back, what is left and why
     keys: tuple[str, ...] = ()  # a node's marks to restore (those of dead runs)
+    record: str = ""  # a deleted node's record from its run's lease (JSON), for "recreate"
 
     @property
     def ref(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
     def describe(self) -> str:
-        what = {"delete": "delete", "restore": "restore", "scale": "scale back", "left": "cannot restore"}[self.action]
+        what = {"delete": "delete", "restore": "restore", "scale": "scale back", "left": "cannot restore",
+                "recreate": "bring back"}[self.action]  # fmt: skip
         return f"{what} {self.ref} (run {self.run}){': ' + self.detail if self.detail else ''}"
 
 
@@ -71,6 +74,19 @@ def plan(objects: Iterable[Mapping[str, Any]], alive: Iterable[str], *, host: bo
             continue  # goes with its namespace
         if kind == "Node":
             found += _node_plan(obj, keep, host=host)
+        elif kind == "Lease":  # the nodes the run deleted, recorded there because their marks went with them
+            kept = False
+            for node, record in runs.deleted_nodes(obj).items():
+                real = bool(record.get("real"))
+                if real and not host:  # the lease stays, the record with it, until cleanup runs on the machine
+                    why = "needs the machine under the node: run cleanup where the cluster runs"
+                    found.append(Debris("Node", node, None, run, "left", f"switched off by a preemption ({why})"))
+                    kept = True
+                else:
+                    what = "switch on the preempted node" if real else "create the preempted node again"
+                    found.append(Debris("Node", node, None, run, "recreate", what, record=json.dumps(record)))
+            if not kept:
+                found.append(Debris(kind, meta["name"], ns, run, "delete"))
         elif kind in ("Deployment", "StatefulSet"):
             saved = nodeops.marks(obj)
             if "replicas" in saved:
@@ -155,18 +171,36 @@ def _delete(api: client.ApiClient, d: Debris) -> None:
         pass
 
 
+def _bring_back(api: client.ApiClient, d: Debris, host: nodeops.Host | None) -> None:
+    """A node a dead run deleted (a preempted spot node): a real one switched on (it registers
+    anew), a simulated one created again from the record, as the provider's replacement would."""
+    from seatrial.chaos import spot
+
+    record = json.loads(d.record)
+    if record.get("real"):
+        if host is not None:
+            host.revive_node(d.name)
+    else:
+        spot.recreate(api, dict(record["node"]))
+
+
 def apply(api: client.ApiClient, found: list[Debris], *, host: nodeops.Host | None, say: Say) -> list[str]:
     """Do what ``plan`` said; one failure does not stop the rest. Returns what was not undone."""
     from seatrial.chaos.actions import unmark_replicas
 
     failed: list[str] = []
+    unfinished: set[str] = set()  # runs whose deleted nodes did not come back: their leases keep the record
     for d in found:
         try:
+            if d.kind == "Lease" and d.run in unfinished:
+                continue
             if d.action == "left":
                 failed.append(d.describe())
                 say(d.describe())
                 continue
-            if d.kind == "Node":
+            if d.action == "recreate":
+                _bring_back(api, d, host)
+            elif d.kind == "Node":
                 nodeops.restore(api, d.name, keys=list(d.keys), host=host)  # the run label goes with the last mark
             elif d.action == "scale":
                 with contextlib.suppress(NotFoundError):
@@ -175,6 +209,8 @@ def apply(api: client.ApiClient, found: list[Debris], *, host: nodeops.Host | No
                 _delete(api, d)
             say(d.describe())
         except (SeatrialError, OSError) as exc:  # one that cannot be undone (forbidden, host) must not stop the rest
+            if d.action == "recreate":
+                unfinished.add(d.run)
             failed.append(f"{d.describe()}: {exc}")
             say(f"could not {d.describe()}: {exc}")
     namespaces = [d.name for d in found if d.kind == "Namespace"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import json
 import logging
 import os
 import socket
@@ -192,6 +193,37 @@ class Lease:
 
 
 _held: Lease | None = None
+DELETED_NODE = "deleted-node.seatrial.dev/"  # + node name: the record of a Node this run deleted
+
+
+def remember_deleted_node(api: client.ApiClient, name: str, record: Mapping[str, Any]) -> None:
+    """Write on this run's lease what a Node this run is about to delete was (a preempted spot
+    node): the marks on a Node go with it, so after ``kill -9`` only the lease can tell cleanup
+    to switch a real node on again or create a simulated one anew. No lease, no record."""
+    if _held is None:
+        return
+    body = {"metadata": {"annotations": {DELETED_NODE + name: json.dumps(record, sort_keys=True, default=str)}}}
+    with kube.translate(f"recording node {name} on the run lease {_held.name}"):
+        client.CoordinationV1Api(api).patch_namespaced_lease(_held.name, LEASE_NAMESPACE, body)
+
+
+def forget_deleted_node(api: client.ApiClient, name: str) -> None:
+    """Drop the record once the node is back."""
+    if _held is None:
+        return
+    body = {"metadata": {"annotations": {DELETED_NODE + name: None}}}
+    with contextlib.suppress(NotFoundError), kube.translate(f"updating the run lease {_held.name}"):
+        client.CoordinationV1Api(api).patch_namespaced_lease(_held.name, LEASE_NAMESPACE, body)
+
+
+def deleted_nodes(lease: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Node name -> record, from a lease's annotations (unreadable records are skipped)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in (((lease.get("metadata") or {}).get("annotations")) or {}).items():
+        if str(key).startswith(DELETED_NODE):
+            with contextlib.suppress(ValueError, TypeError):
+                out[str(key).removeprefix(DELETED_NODE)] = dict(json.loads(value))
+    return out
 
 
 def held() -> str | None:

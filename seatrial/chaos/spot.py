@@ -28,7 +28,7 @@ from typing import Any
 
 from kubernetes import client
 
-from seatrial import kube
+from seatrial import kube, runs
 from seatrial.chaos import drain, ledger, nodeops
 from seatrial.chaos.actions import Configuration, _api, _namespace
 from seatrial.errors import ClusterError, ConfigError, NotFoundError
@@ -279,6 +279,9 @@ def _terminate(api: client.ApiClient, node: str, obj: dict[str, Any], *, real: b
     """The instance is gone: a real node switched off, and its Node object deleted."""
     book = ledger.current()
     core = client.CoreV1Api(api)
+    # undos run last-first: the record is dropped only after the node is back
+    book.will(f"record of node {node} dropped from the run lease", lambda: runs.forget_deleted_node(api, node))
+    runs.remember_deleted_node(api, node, {"real": real, "node": clean_node(obj)})
     if real:
         nodeops.power_off(api, node, local.kill_node, local.revive_node)
     else:
@@ -288,8 +291,23 @@ def _terminate(api: client.ApiClient, node: str, obj: dict[str, Any], *, real: b
 
 
 def _recreate(api: client.ApiClient, node: dict[str, Any]) -> None:
+    recreate(api, clean_node(node))
+
+
+def recreate(api: client.ApiClient, clean: dict[str, Any]) -> None:
+    """Create a Node again from ``clean_node``'s record (a 409, it is back already, is fine)."""
     from kubernetes.client.exceptions import ApiException
 
+    try:
+        client.CoreV1Api(api).create_node(client.V1Node.model_validate(clean))
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def clean_node(node: dict[str, Any]) -> dict[str, Any]:
+    """A Node as its pool would register it: without seatrial's marks, the notice taints or the
+    cordon."""
     meta = {k: v for k, v in (node.get("metadata") or {}).items() if k in ("name", "labels", "annotations")}
     clean: dict[str, Any] = {"metadata": meta, "spec": node.get("spec") or {}}
     ann = dict(clean["metadata"].get("annotations") or {})
@@ -298,13 +316,8 @@ def _recreate(api: client.ApiClient, node: dict[str, Any]) -> None:
     spec = dict(clean.get("spec") or {})
     spec.pop("unschedulable", None)
     spec["taints"] = [t for t in spec.get("taints") or [] if t.get("key") not in _NOTICE_TAINTS]
-    clean = {"apiVersion": "v1", "kind": "Node", "metadata": {**clean["metadata"], "annotations": ann,
-             "labels": labels}, "spec": spec}  # fmt: skip
-    try:
-        client.CoreV1Api(api).create_node(client.V1Node.model_validate(clean))
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {**clean["metadata"], "annotations": ann,
+            "labels": labels}, "spec": spec}  # fmt: skip
 
 
 _NOTICE_TAINTS = {p.taint for p in PROVIDERS.values() if p.taint} | {

@@ -4,7 +4,7 @@ or ``seatrial cleanup``, finds what it created and changed by its marks and puts
 Each case starts a real seatrial run in a subprocess (the conformance suite, which deploys a
 stack of its own, or the chaos suite on the session's stack), kills it with SIGKILL at one point
 (during the evictions, while a probe namespace exists, after a cordon, after a taint, after a
-scale-down, during a rollout), then checks what ``cleanup --dry-run`` lists (and that it changed
+preempted node was deleted, after a scale-down, during a rollout), then checks what ``cleanup --dry-run`` lists (and that it changed
 nothing), runs ``cleanup`` (or the next run) and asserts: nodes as before (no cordon, no
 seatrial taint, condition or mark), replica counts as before, no namespace of a dead run. With
 SIGINT instead, the run's own undos do the same with no cleanup call."""
@@ -150,12 +150,24 @@ def _evicting(where: runner.Where) -> Callable[[], bool]:
     return seen
 
 
+def _node_deleted(where: runner.Where) -> Callable[[], bool]:
+    """A run lease records a Node its run deleted (a preempted spot node, gone with its marks)."""
+    coord = client.CoordinationV1Api(where.api)
+
+    def seen() -> bool:
+        leases = coord.list_namespaced_lease(runs.LEASE_NAMESPACE, label_selector=runs.RUN_LABEL).items
+        return any(runs.deleted_nodes(kube.as_dict(lease)) for lease in leases)
+
+    return seen
+
+
 CASES: dict[str, tuple[str, Callable[[runner.Where], Callable[[], bool]], str]] = {
     # point: (what runs, when to stop it, what the dry run must list)
     "during-evictions": ("conformance", _evicting, "delete Namespace seatrial-stack-"),
     "probe-namespace": ("conformance", _probe_namespace, "delete Namespace seatrial-probe-"),
     "after-cordon": ("node-drain", lambda w: _node_marked(w, "unschedulable"), "unschedulable"),
     "after-taint": ("spot-preemption", lambda w: _node_marked(w, "taint/karpenter.sh/disrupted"), "taint/karpenter"),
+    "after-preemption": ("spot-preemption", _node_deleted, "bring back Node"),
     "after-scaling": ("etcd-member-loss", _scaled, "scale back StatefulSet"),
     "during-rollout": ("rolling-restart", _rolling, "delete Lease default/seatrial-run-"),
 }

@@ -117,3 +117,26 @@ def test_nothing_of_a_live_run_is_touched() -> None:
         cleanup.plan([obj("Namespace", "ns", "live0001"), obj("Node", "n", "live0001-7")], {"live0001"}, host=True)
         == []
     )
+
+
+def _preempted(real: bool) -> dict[str, object]:
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "kwok-spot-3"}, "spec": {"taints": []}}
+    record = json.dumps({"real": real, "node": node})
+    return obj(
+        "Lease", "seatrial-run-dead0001", "dead0001", ns="default", **{runs.DELETED_NODE + "kwok-spot-3": record}
+    )
+
+
+def test_a_node_a_dead_run_deleted_is_brought_back_from_its_lease() -> None:
+    """A preempted spot node's Node object is gone, and its marks with it: only the run's lease
+    remembers it. Simulated: created again; real: switched on where the machine is, and until
+    then the lease (with the record) stays."""
+    node, lease = cleanup.plan([_preempted(real=False)], set(), host=False)
+    assert node.describe() == "bring back Node kwok-spot-3 (run dead0001): create the preempted node again"
+    assert json.loads(node.record)["node"]["metadata"]["name"] == "kwok-spot-3"
+    assert lease.describe() == "delete Lease default/seatrial-run-dead0001 (run dead0001)"
+    [left] = cleanup.plan([_preempted(real=True)], set(), host=False)
+    assert left.action == "left" and "switched off by a preemption" in left.detail
+    node, lease = cleanup.plan([_preempted(real=True)], set(), host=True)
+    assert node.describe() == "bring back Node kwok-spot-3 (run dead0001): switch on the preempted node"
+    assert cleanup.plan([_preempted(real=False)], {"dead0001"}, host=True) == []  # a live run's lease: untouched
