@@ -4,10 +4,11 @@ or ``seatrial cleanup``, finds what it created and changed by its marks and puts
 Each case starts a real seatrial run in a subprocess (the conformance suite, which deploys a
 stack of its own, or the chaos suite on the session's stack), kills it with SIGKILL at one point
 (during the evictions, while a probe namespace exists, after a cordon, after a taint, after a
-preempted node was deleted, after a scale-down, during a rollout), then checks what ``cleanup --dry-run`` lists (and that it changed
-nothing), runs ``cleanup`` (or the next run) and asserts: nodes as before (no cordon, no
-seatrial taint, condition or mark), replica counts as before, no namespace of a dead run. With
-SIGINT instead, the run's own undos do the same with no cleanup call."""
+preempted node was deleted, after a scale-down, during a rollout), then checks what ``cleanup
+--dry-run`` lists (and that it changed nothing), runs ``cleanup`` (or the next run) and asserts:
+nodes as before (no cordon, no seatrial taint, condition or mark), replica counts as before, no
+namespace of a dead run. With SIGINT instead, the run's own undos do the same with no cleanup
+call."""
 
 from __future__ import annotations
 
