@@ -47,3 +47,33 @@ def test_junit_has_one_case_per_check_beside_the_verdict(tmp_path: Path) -> None
     assert "Deployment/ghost" in (failure.text or "") and "fix:" in (failure.text or "")
     skipped = sum(any(type(r).__name__ == "Skipped" for r in c.result) for c in cases)
     assert xml.tests == len(cases) and xml.failures == 1 and xml.skipped == skipped
+
+
+GKE = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: vllm, namespace: serving}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: vllm}}
+  template:
+    metadata: {labels: {app: vllm}}
+    spec:
+      nodeSelector: {cloud.google.com/gke-accelerator: nvidia-l4}
+      containers:
+      - name: vllm
+        image: vllm/vllm-openai:v0.11.0
+        resources: {limits: {nvidia.com/gpu: 1}}
+"""
+
+
+def test_static_mode_without_pools_judges_only_what_the_manifests_show(tmp_path: Path) -> None:
+    """Issue 16: a GKE manifest got a critical "no GPU node matches" and toleration advice naming
+    our test bed's taints (kwok, karpenter), because static mode judged it against the local
+    cluster's pool files. Without --pools there is no cluster to judge capacity against."""
+    path = tmp_path / "gke.yaml"
+    path.write_text(GKE)
+    out = conformance("--static", str(path), "--report-dir", str(tmp_path / "r"))
+    text = out.stdout + out.stderr
+    assert "no GPU node" not in text and "kwok" not in text and "karpenter" not in text, text[-3000:]
+    with_pools = conformance("--static", str(path), "--pools", "manifests/cluster", "--report-dir", str(tmp_path / "p"))
+    assert "GPU-002" in with_pools.stdout, with_pools.stdout[-3000:]  # the same file, judged against named pools
