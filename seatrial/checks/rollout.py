@@ -11,6 +11,7 @@ from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
 
 SERVING = ("serving", "gpu-inference")
+MOVING_WORDS = {"latest", "nightly", "edge", "snapshot", "canary"}  # moving in any tag: main-latest, latest-gpu
 MUTABLE_TAGS = re.compile(r"^(latest|main|master|dev|develop|edge|stable|nightly|head|trunk|release|prod|staging)$")
 
 
@@ -219,7 +220,12 @@ def pinned_images(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                 continue
             last = image.rsplit("/", 1)[-1]
             tag = last.split(":", 1)[1] if ":" in last else ""
+            always = (
+                "; imagePullPolicy Always pulls whatever it points to at every start"
+                if c.spec.get("imagePullPolicy") == "Always"
+                else ""
+            )
             if not tag:
-                yield Finding("ROLL-007", w.ref, f"{c.where}.image", f"{image} has no tag (means :latest)")
-            elif MUTABLE_TAGS.match(tag):
-                yield Finding("ROLL-007", w.ref, f"{c.where}.image", f"{image} uses the mutable tag :{tag}")
+                yield Finding("ROLL-007", w.ref, f"{c.where}.image", f"{image} has no tag (means :latest){always}")
+            elif MUTABLE_TAGS.match(tag) or MOVING_WORDS & set(re.split(r"[-_.]", tag.lower())):
+                yield Finding("ROLL-007", w.ref, f"{c.where}.image", f"{image} uses the mutable tag :{tag}{always}")

@@ -81,3 +81,18 @@ def test_pdb002_names_the_custom_resource_whose_pods_it_protects() -> None:
     assert _findings("PDB-002", [pdb]) == [
         "monitoring/PodDisruptionBudget/prometheus-k8s spec.selector: selects no workload's pods"
     ]
+
+
+def test_roll007_finds_moving_tags_inside_longer_ones() -> None:
+    def image(ref: str, policy: str = "IfNotPresent") -> list[str]:
+        return _findings("ROLL-007", [_deployment([{"name": "c", "image": ref, "imagePullPolicy": policy}])])
+
+    assert image("ghcr.io/org/vllm:main-latest") == [
+        "Deployment/vllm containers[c].image: ghcr.io/org/vllm:main-latest uses the mutable tag :main-latest"
+    ]
+    assert image("ollama/ollama:latest-rocm") and image("ghcr.io/org/x:nightly") and image("org/x:edge")
+    [always] = image("vllm/vllm-openai", "Always")
+    assert always.endswith(
+        "has no tag (means :latest); imagePullPolicy Always pulls whatever it points to at every start"
+    )
+    assert image("vllm/vllm-openai:v0.11.0") == [] and image("org/x:2024.10-cuda12") == []
