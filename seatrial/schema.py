@@ -59,6 +59,17 @@ def _definitions(version: str = KUBERNETES) -> tuple[dict[str, Schema], dict[tup
     return defs, kinds
 
 
+def served_versions(kind: str) -> list[str]:
+    """The apiVersions the target release serves ``kind`` under (none for custom resources)."""
+    return sorted(api for api, k in _definitions()[1] if k == kind)
+
+
+def target() -> str:
+    """The Kubernetes release static mode judges against, as ``1.34``."""
+    major, minor = _minor(KUBERNETES)
+    return f"{major}.{minor}"
+
+
 def known(api_version: str, kind: str) -> bool:
     """Whether the schema knows this kind (custom resources and removed versions it does not)."""
     return (api_version, kind) in _definitions()[1]

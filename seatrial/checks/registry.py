@@ -19,6 +19,7 @@ FAMILIES = {
     "resources": "Resources and QoS",
     "stateful": "Stateful stores",
     "exposure": "Network exposure",
+    "api": "API validity",
 }
 _CHECKS: dict[str, Check] = {}
 
