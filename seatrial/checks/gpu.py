@@ -3,9 +3,10 @@ nodes, stay off CPU nodes, keep CPU pods off GPU nodes, and fit the GPUs the clu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, node_selected, schedulable_on
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, node_selected, schedulable_on, tolerates
 from seatrial.checks.inventory import quantity as q
 from seatrial.checks.model import Finding, Ref
 from seatrial.checks.registry import check
@@ -17,6 +18,16 @@ GPU_NODE_LABELS = (
     "cloud.google.com/gke-accelerator",
     "node.kubernetes.io/instance-type",
 )
+
+
+def _selected_keys(w: Workload) -> set[str]:
+    """The node labels a pod's nodeSelector and required node affinity ask for."""
+    keys = set(w.pod.get("nodeSelector") or {})
+    terms = (((w.pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []  # fmt: skip
+    for t in terms:
+        keys |= {e.get("key") for e in t.get("matchExpressions") or [] if e.get("operator") in ("In", "Exists")}
+    return keys
 
 
 def _max_pods(w: Workload, inv: Inventory) -> int:
@@ -88,14 +99,7 @@ def gpu_tolerations(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 def gpu_pinned(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for w in inv.workloads:
-        if not w.gpus:
-            continue
-        keys = set(w.pod.get("nodeSelector") or {})
-        terms = (((w.pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
-            "requiredDuringSchedulingIgnoredDuringExecution") or {}).get("nodeSelectorTerms") or []  # fmt: skip
-        for t in terms:
-            keys |= {e.get("key") for e in t.get("matchExpressions") or [] if e.get("operator") in ("In", "Exists")}
-        if not keys & set(GPU_NODE_LABELS):
+        if w.gpus and not _selected_keys(w) & set(GPU_NODE_LABELS):
             yield Finding("GPU-003", w.ref, "spec.affinity", "is not pinned to GPU nodes by any GPU node label")
 
 
@@ -230,3 +234,63 @@ def gpu_quota(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                 f"runs GPU pods ({w.kind}/{w.name}) with no requests.{GPU} quota",
             )
             quota_ns.add(w.namespace)  # once per namespace
+
+
+GPU_AGENT_IMAGE = re.compile(
+    r"k8s-device-plugin|gpu-feature-discovery|dcgm-exporter|nvidia/driver|container-toolkit|mig-manager"
+    r"|gpu-operator-validator|nvidia-device-plugin"
+)
+
+
+def _gpu_agent(w: Workload) -> bool:
+    """A DaemonSet meant for the GPU nodes: an NVIDIA agent by its image, or any DaemonSet pinned
+    to GPU nodes by a GPU node label."""
+    if w.kind != "DaemonSet":
+        return False
+    images = " ".join(str(c.spec.get("image", "")) for c in w.containers())
+    return bool(GPU_AGENT_IMAGE.search(images)) or bool(_selected_keys(w) & set(GPU_NODE_LABELS))
+
+
+@check(
+    "GPU-011",
+    "GPU node agents tolerate the GPU nodes' taints",
+    family="gpu",
+    severity="critical",
+    why="The device plugin, GPU Feature Discovery, DCGM exporter and node agents run on the GPU nodes "
+    "only if they tolerate those nodes' taints; a device plugin that does not never advertises a GPU, "
+    "so every GPU pod waits Pending. A toleration of one cloud's taint does not carry to another's.",
+    fix="Tolerate every NoSchedule/NoExecute taint of the GPU nodes (key nvidia.com/gpu, operator Exists; "
+    "and the cloud's own, such as kubernetes.azure.com/scalesetpriority on Azure spot pools).",
+)
+def gpu_agents_reach_gpu_nodes(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    gpu_nodes = [n for n in facts.nodes if n.gpus > 0]
+    for w in inv.workloads:
+        if not _gpu_agent(w):
+            continue
+        if gpu_nodes:
+            # the taints every GPU node carries mark GPU nodes as such; a pool's own taint (spot,
+            # a test bed's) is GPU-002's and the pool's business
+            targeted = [n for n in gpu_nodes if node_selected(w, n)] or gpu_nodes
+            common = set.intersection(
+                *({(t["key"], str(t.get("value") or ""), t["effect"]) for t in n.taints} for n in targeted)
+            )
+            missing = sorted(
+                f"{key}:{effect}"
+                for key, value, effect in common
+                if effect in ("NoSchedule", "NoExecute")
+                and not tolerates(w.tolerations, {"key": key, "value": value, "effect": effect})
+            )
+            if missing:
+                yield Finding(
+                    "GPU-011",
+                    w.ref,
+                    "spec.tolerations",
+                    f"does not tolerate {', '.join(missing)}, which every GPU node carries: it never runs there",
+                )
+        elif not w.tolerates_gpu_taint:
+            yield Finding(
+                "GPU-011",
+                w.ref,
+                "spec.tolerations",
+                f"does not tolerate the {GPU} taint GPU nodes carry: it never runs there",
+            )

@@ -96,3 +96,25 @@ def test_roll007_finds_moving_tags_inside_longer_ones() -> None:
         "has no tag (means :latest); imagePullPolicy Always pulls whatever it points to at every start"
     )
     assert image("vllm/vllm-openai:v0.11.0") == [] and image("org/x:2024.10-cuda12") == []
+
+
+def test_gpu011_finds_a_device_plugin_that_never_reaches_the_gpu_nodes() -> None:
+    """Manifests alone: an NVIDIA agent by its image, or any DaemonSet pinned to GPU nodes."""
+
+    def daemonset(
+        tolerations: list[dict[str, str]], image: str = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
+    ) -> dict[str, Any]:
+        ds = _deployment([{"name": "plugin", "image": image}], name="nvidia-device-plugin")
+        ds["kind"] = "DaemonSet"
+        del ds["spec"]["replicas"]
+        ds["spec"]["template"]["spec"]["tolerations"] = tolerations
+        return ds
+
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    azure = {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Exists", "effect": "NoSchedule"}
+    assert _findings("GPU-011", [daemonset([gpu])]) == []
+    assert _findings("GPU-011", [daemonset([azure])]) == [
+        "DaemonSet/nvidia-device-plugin spec.tolerations: does not tolerate the nvidia.com/gpu taint GPU nodes "
+        "carry: it never runs there"
+    ]
+    assert _findings("GPU-011", [daemonset([], image="fluent/fluent-bit:3.1")]) == []  # not a GPU agent
