@@ -270,6 +270,20 @@ def ref_of(o: Obj) -> Ref:
     return Ref(str(o["metadata"].get("namespace") or ""), str(o["kind"]), str(o["metadata"]["name"]))
 
 
+# inference servers that serve from a GPU unless told otherwise (a CPU build, --device cpu)
+GPU_SERVER_IMAGE = re.compile(
+    r"(^|/)(vllm-openai|vllm|text-generation-inference|tritonserver|sglang|tensorrt-llm|lmdeploy)(:|@|$)"
+    r"|llama\.cpp:[^/]*(cuda|rocm)|ollama:[^/]*(cuda|rocm)"
+)
+
+
+def _gpu_server(c: Obj) -> bool:
+    image = str(c.get("image") or "")
+    words = " ".join(str(a) for a in [*(c.get("command") or []), *(c.get("args") or [])])
+    cpu = "cpu" in image.rsplit(":", 1)[-1].lower() or re.search(r"--device[= ]cpu\b", words)
+    return bool(GPU_SERVER_IMAGE.search(image)) and not cpu
+
+
 def _shape_role(o: Obj) -> str:
     """A workload's role when nothing names it: from its kind, its flags and its image."""
     containers = (((o.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
@@ -279,6 +293,8 @@ def _shape_role(o: Obj) -> str:
         return "control"
     if o["kind"] in ("Deployment", "StatefulSet") and any(STORE_IMAGE.search(str(c.get("image"))) for c in containers):
         return "stateful"
+    if o["kind"] in ("Deployment", "StatefulSet") and any(_gpu_server(c) for c in containers):
+        return "gpu-inference"
     if o["kind"] in ("Job", "CronJob"):
         return "batch"
     return "serving" if o["kind"] in ("Deployment", "StatefulSet") else "other"

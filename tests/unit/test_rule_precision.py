@@ -118,3 +118,21 @@ def test_gpu011_finds_a_device_plugin_that_never_reaches_the_gpu_nodes() -> None
         "carry: it never runs there"
     ]
     assert _findings("GPU-011", [daemonset([], image="fluent/fluent-bit:3.1")]) == []  # not a GPU agent
+
+
+def test_gpu004_knows_an_inference_server_by_what_it_runs() -> None:
+    def server(image: str, *args: str) -> list[str]:
+        return _findings("GPU-004", [_deployment([{"name": "s", "image": image, "args": list(args)}], name="llm")])
+
+    servers = [
+        "vllm/vllm-openai:v0.11.0",
+        "ghcr.io/huggingface/text-generation-inference:3.0",
+        "lmsysorg/sglang:v0.4.0",
+    ]
+    for image in [*servers, "nvcr.io/nvidia/tritonserver:24.09-py3", "ghcr.io/ggml-org/llama.cpp:server-cuda"]:
+        assert server(image) == [
+            "Deployment/llm resources.limits: has role gpu-inference but requests no nvidia.com/gpu"
+        ]
+    assert server("vllm/vllm-openai:v0.11.0", "--device", "cpu") == []
+    assert server("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.11.0") == []
+    assert server("ollama/ollama:0.5.0") == [] and server("registry.example/api:1.0") == []
