@@ -238,6 +238,14 @@ class Inventory:
                 out.append(w if w.role != "other" else Workload(stand_in, crds.role(w.kind, w.gpus)))
         return out
 
+    @functools.cached_property
+    def _homes(self) -> frozenset[str]:
+        return frozenset(ns for _, ns in self._by_home)
+
+    def homes(self) -> frozenset[str]:
+        """The namespaces the objects land in."""
+        return self._homes
+
     def unchecked(self) -> dict[str, int]:
         """Kind -> count of the objects no rule read, once the rules have run. Recorded from what
         the rules asked for, so the list cannot drift from the catalogue: a file of RayClusters

@@ -3,6 +3,7 @@ where nothing uses the API, and no ServiceAccount that can read other workloads'
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, ref_of
@@ -83,11 +84,30 @@ def _bound_accounts(inv: Inventory) -> dict[tuple[str, str], list[Obj]]:
         role = roles.get((ns if ref.get("kind") == "Role" else "", str(ref.get("kind")), str(ref.get("name"))))
         for s in b.get("subjects") or []:
             if s.get("kind") == "ServiceAccount":
-                key = (str(s.get("namespace") or ns), str(s.get("name")))
+                subject_ns = str(s.get("namespace") or ns)
+                key = (ANY if _placeholder(subject_ns, inv) else subject_ns, str(s.get("name")))
                 out.setdefault(key, []).append(
                     role or {"kind": ref.get("kind"), "metadata": {"name": ref.get("name")}, "external": True}
                 )
     return out
+
+
+ANY = "*"  # a subject namespace that is a placeholder binds the account wherever it is deployed
+PLACEHOLDERS = {"system", "placeholder", "namespace", "your-namespace", "changeme", "replace-me"}
+
+
+def _placeholder(namespace: str, inv: Inventory) -> bool:
+    """A subject namespace that is filled in at deploy time (kubebuilder's ``system``, a
+    ``${NAMESPACE}`` or ``{{ .Release.Namespace }}`` left unrendered) and names none of the
+    stack's namespaces."""
+    if namespace in inv.homes():
+        return False
+    return namespace.lower() in PLACEHOLDERS or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace)
+
+
+def bound_to(bound: dict[tuple[str, str], list[Obj]], w: Workload, sa: str) -> list[Obj]:
+    """The roles bound to a workload's account, by its namespace or by a placeholder one."""
+    return bound.get((w.home, sa), []) + bound.get((ANY, sa), [])
 
 
 def _automount(inv: Inventory, w: Workload) -> bool:
@@ -115,7 +135,7 @@ def token_automount(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     bound = _bound_accounts(inv)
     for w in inv.workloads:
         sa = str(w.pod.get("serviceAccountName") or "default")
-        if _automount(inv, w) and (w.home, sa) not in bound:
+        if _automount(inv, w) and not bound_to(bound, w, sa):
             yield Finding(
                 "SEC-004",
                 w.ref,
@@ -151,7 +171,7 @@ def rbac_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     bound = _bound_accounts(inv)
     for w in inv.workloads:
         sa = str(w.pod.get("serviceAccountName") or "default")
-        for role in bound.get((w.home, sa), []):
+        for role in bound_to(bound, w, sa):
             if _reads_secrets(role):
                 scope = "cluster-wide" if role.get("kind") == "ClusterRole" else "in its namespace"
                 yield Finding(

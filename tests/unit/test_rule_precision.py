@@ -136,3 +136,24 @@ def test_gpu004_knows_an_inference_server_by_what_it_runs() -> None:
     assert server("vllm/vllm-openai:v0.11.0", "--device", "cpu") == []
     assert server("public.ecr.aws/q9t5s3a7/vllm-cpu-release-repo:v0.11.0") == []
     assert server("ollama/ollama:0.5.0") == [] and server("registry.example/api:1.0") == []
+
+
+def test_sec004_sees_a_binding_whose_subject_namespace_is_filled_in_at_deploy_time() -> None:
+    """kubebuilder's manifests bind ``namespace: system`` and kustomize rewrites it; read raw, the
+    role is still bound to the account, so "no role is bound" would be false."""
+    ds = _deployment([{"name": "manager", "image": "registry.example/operator:1.0"}], name="operator")
+    ds["metadata"]["namespace"] = "operator-system"
+    ds["spec"]["template"]["spec"]["serviceAccountName"] = "controller-manager"
+
+    def binding(subject_ns: str) -> dict[str, Any]:
+        subject = {"kind": "ServiceAccount", "name": "controller-manager", "namespace": subject_ns}
+        return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "b"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "manager-role"},
+                "subjects": [subject]}  # fmt: skip
+
+    for placeholder in ("system", "${NAMESPACE}", "{{ .Release.Namespace }}"):
+        assert _findings("SEC-004", [ds, binding(placeholder)]) == []
+    assert _findings("SEC-004", [ds, binding("monitoring")]) == [  # a real other namespace binds another account
+        "operator-system/Deployment/operator spec.automountServiceAccountToken: mounts the controller-manager token "
+        "but no role is bound to controller-manager"
+    ]
