@@ -84,6 +84,15 @@ def conformance(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def check(session: nox.Session) -> None:
+    """Static checks as a linter, no pytest session: nox -s check -- PATH... [--fail-on medium] [--json]."""
+    _install(session)
+    if not session.posargs:
+        session.error("name the manifests: nox -s check -- PATH [PATH ...]")
+    _gate(session, "python", "-m", "seatrial", "check", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def chaos(session: nox.Session) -> None:
     """Run the chaos suite (Chaos Toolkit experiments under load)."""
     _install(session, "test")

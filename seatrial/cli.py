@@ -129,6 +129,12 @@ def _report(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _check(args: argparse.Namespace) -> int:
+    from seatrial import lint
+
+    return lint.main(args.paths, fail_on=args.fail_on, pools=args.pools, as_json=args.json)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="seatrial", description=__doc__)
     sub = p.add_subparsers(dest="area", required=True)
@@ -152,6 +158,15 @@ def parser() -> argparse.ArgumentParser:
     cl.add_argument("--context", help="kubeconfig context")
     cl.add_argument("--profile", help="profile whose safety.refuseContexts applies (default: the reference one)")
     cl.set_defaults(func=_cleanup)
+    ck = sub.add_parser(
+        "check", help="static checks as a linter: files, kustomize dirs or trees; no pytest, no cluster"
+    )
+    ck.add_argument("paths", nargs="+", metavar="PATH", help="manifests to judge, each on its own")
+    ck.add_argument("--fail-on", choices=["critical", "high", "medium", "low"], default="high",
+                    help="lowest severity that fails (default high)")  # fmt: skip
+    ck.add_argument("--pools", help="node pool files to judge capacity against (default: the manifests alone)")
+    ck.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    ck.set_defaults(func=_check)
     r = sub.add_parser("report", help="build the HTML report of a run (default: reports/latest)")
     r.add_argument("run_dir", nargs="?", help="a reports/<run-id> directory")
     r.set_defaults(func=_report)

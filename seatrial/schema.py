@@ -25,8 +25,9 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
-from seatrial.cluster.versions import KUBERNETES
-
+# The release the local cluster runs (cluster/versions.py; a test keeps the two equal). Not
+# imported from there: seatrial.cluster pulls in the Kubernetes client, 0.3 s a static run need not pay.
+KUBERNETES = "v1.34.4"
 QUANTITY = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?")
 QUANTITY_REF = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING_REF = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"

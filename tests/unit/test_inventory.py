@@ -36,3 +36,10 @@ def test_an_object_without_a_namespace_lands_in_default_beside_its_budget() -> N
         if o["kind"] in ("PodDisruptionBudget", "RoleBinding", "ServiceAccount", "HorizontalPodAutoscaler"):
             o["metadata"]["namespace"] = "default"  # type: ignore[index]
     assert _found(objects) == baseline == _found(synth.namespace(0))
+
+
+def test_static_mode_judges_against_the_release_the_local_cluster_runs() -> None:
+    from seatrial import schema
+    from seatrial.cluster import versions
+
+    assert schema.KUBERNETES == versions.KUBERNETES
