@@ -1,19 +1,19 @@
 """Cluster facts for the rules: the live cluster's nodes, or — in static mode, with no cluster —
-the cluster the node pool files describe (by default the local cluster's pools), so capacity and
-taint checks still have numbers to work with. Which one was used is part of every result."""
+the cluster the node pool files given with ``--pools`` describe, so capacity and taint checks
+have numbers to work with (without them, the rules judge what the manifests alone show). Which
+one was used is part of every result."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes import client
-
-from seatrial import kube
 from seatrial.checks.inventory import GPU, Facts, Node
 from seatrial.checks.inventory import quantity as q
-from seatrial.cluster import pools, versions
+
+if TYPE_CHECKING:
+    from kubernetes import client
 
 
 def node_of(obj: Mapping[str, Any]) -> Node:
@@ -28,7 +28,10 @@ def node_of(obj: Mapping[str, Any]) -> Node:
 
 
 def from_pools(pools_dir: Path, *, model_load_seconds: float = 60.0) -> Facts:
-    """The nodes the pool files would create; real pools without the simulation's label and taint."""
+    """The nodes the pool files would create on the local cluster; real pools without the
+    simulation's label and taint. Only with ``--pools``: the files name the cluster judged."""
+    from seatrial.cluster import pools, versions  # the pool file format; not needed without --pools
+
     nodes = []
     for p in pools.load_pools(pools_dir):
         for i in range(p.count):
@@ -41,6 +44,10 @@ def from_pools(pools_dir: Path, *, model_load_seconds: float = 60.0) -> Facts:
 
 
 def from_cluster(api: client.ApiClient, *, model_load_seconds: float = 60.0) -> Facts:
+    from kubernetes import client
+
+    from seatrial import kube
+
     with kube.translate("listing nodes"):
         items = client.CoreV1Api(api).list_node().items
     return Facts(

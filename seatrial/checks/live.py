@@ -25,7 +25,6 @@ from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, ref_of, s
 from seatrial.checks.model import Finding, Skip
 from seatrial.checks.pdb import _pdbs, allowed
 from seatrial.checks.registry import action, check
-from seatrial.cluster import pools
 
 PROBE_LABEL = "seatrial.dev/probe"
 
@@ -225,7 +224,7 @@ def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
     if slots > 8:
         return  # too many free slots to fill with probes: capacity is not the risk here
     ns = f"seatrial-probe-{uuid.uuid4().hex[:6]}"
-    labels = {pools.MANAGED_BY_LABEL: pools.MANAGED_BY, PROBE_LABEL: "true", **runs.labels()}
+    labels = {"app.kubernetes.io/managed-by": "seatrial", PROBE_LABEL: "true", **runs.labels()}
     spec: dict[str, Any] = {k: v for k, v in w.pod.items() if k in ("tolerations", "nodeSelector", "priorityClassName")}
     if (w.pod.get("affinity") or {}).get("nodeAffinity"):
         spec["affinity"] = {"nodeAffinity": w.pod["affinity"]["nodeAffinity"]}
