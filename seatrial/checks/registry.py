@@ -20,6 +20,7 @@ FAMILIES = {
     "stateful": "Stateful stores",
     "exposure": "Network exposure",
     "api": "API validity",
+    "podsecurity": "Pod security",
 }
 _CHECKS: dict[str, Check] = {}
 

@@ -157,3 +157,24 @@ def test_sec004_sees_a_binding_whose_subject_namespace_is_filled_in_at_deploy_ti
         "operator-system/Deployment/operator spec.automountServiceAccountToken: mounts the controller-manager token "
         "but no role is bound to controller-manager"
     ]
+
+
+def test_pss001_gives_gpu_node_agents_what_they_need_and_nothing_more() -> None:
+    def agent(image: str, **extra: Any) -> list[str]:
+        ds = _deployment([{"name": "a", "image": image, **extra.pop("container", {})}], name="agent")
+        ds["kind"] = "DaemonSet"
+        del ds["spec"]["replicas"]
+        ds["spec"]["template"]["spec"].update(extra)
+        return _findings("PSS-001", [ds])
+
+    plugin_dir = [{"name": "dp", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}]
+    assert agent("nvcr.io/nvidia/k8s-device-plugin:v0.17.0", volumes=plugin_dir) == []
+    dcgm = {"securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}
+    assert agent("nvcr.io/nvidia/k8s/dcgm-exporter:4.1.1", container=dcgm) == []
+    # beyond the need: the node's root, a privileged device plugin
+    [root] = agent("nvcr.io/nvidia/k8s-device-plugin:v0.17.0", volumes=[{"name": "r", "hostPath": {"path": "/"}}])
+    assert root.endswith("mounts the node's / (beyond what a GPU node agent needs)")
+    [priv] = agent("nvcr.io/nvidia/k8s-device-plugin:v0.17.0", container={"securityContext": {"privileged": True}})
+    assert "runs privileged: root on the node (a device plugin, GFD or DCGM exporter does not need it)" in priv
+    # the same needs in an ordinary workload are violations
+    assert len(agent("registry.example/logger:1.0", volumes=plugin_dir, container=dcgm)) == 2

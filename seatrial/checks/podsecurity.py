@@ -1,0 +1,110 @@
+"""Pod security: the Kubernetes Pod Security Standards' baseline level, as data, with what GPU
+node agents legitimately need.
+
+Every peer flags privileged containers, host namespaces and hostPath; none knows that the NVIDIA
+device plugin must mount the kubelet's device-plugin socket directory and DCGM exporter the
+pod-resources one, so on a GPU cluster they either cry wolf or get silenced wholesale. Here a GPU
+agent (recognised as GPU-011 recognises it) may have exactly its documented needs, and anything
+beyond them is named. The controls and their allowed values follow the standard's baseline
+table (https://kubernetes.io/docs/concepts/security/pod-security-standards/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from seatrial.checks.gpu import GPU_AGENT_IMAGE, _gpu_agent
+from seatrial.checks.inventory import Container, Facts, Inventory, Workload
+from seatrial.checks.model import Finding
+from seatrial.checks.registry import check
+
+# baseline: capabilities a container may add
+BASELINE_CAPS = {
+    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
+    "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
+}  # fmt: skip
+SAFE_SYSCTLS = {
+    "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+}  # fmt: skip
+SELINUX_TYPES = {"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
+# What GPU node agents need, from NVIDIA's own manifests: the device plugin registers through the
+# kubelet's socket directory, DCGM exporter maps GPUs to pods through pod-resources and (for
+# profiling metrics) SYS_ADMIN, GFD writes node features; the driver, toolkit and MIG manager
+# containers change the host and run privileged.
+GPU_AGENT_PATHS = (
+    "/var/lib/kubelet/device-plugins", "/var/lib/kubelet/pod-resources", "/etc/kubernetes/node-feature-discovery",
+    "/run/nvidia", "/var/run/nvidia", "/sys", "/dev", "/usr/local/nvidia",
+)  # fmt: skip
+GPU_AGENT_CAPS = {"SYS_ADMIN"}
+HOST_CHANGERS = ("nvidia/driver", "container-toolkit", "mig-manager")
+
+
+def _pod_level(w: Workload, agent: bool) -> Iterator[tuple[str, str]]:
+    pod = w.pod
+    for ns in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(ns):
+            yield f"spec.{ns}", f"shares the node's {ns.removeprefix('host')} namespace"
+    for v in pod.get("volumes") or []:
+        path = str(((v or {}).get("hostPath") or {}).get("path", "")) if (v or {}).get("hostPath") else None
+        if path is not None and not (agent and path.startswith(GPU_AGENT_PATHS)):
+            extra = " (beyond what a GPU node agent needs)" if agent else ""
+            yield f"volumes[{v.get('name')}].hostPath", f"mounts the node's {path or '/'}{extra}"
+    for s in (pod.get("securityContext") or {}).get("sysctls") or []:
+        if str((s or {}).get("name")) not in SAFE_SYSCTLS:
+            yield "spec.securityContext.sysctls", f"sets the unsafe sysctl {s.get('name')}"
+    yield from _context(pod.get("securityContext") or {}, "spec.securityContext")
+
+
+def _context(ctx: Mapping[str, Any], where: str) -> Iterator[tuple[str, str]]:
+    if str((ctx.get("seccompProfile") or {}).get("type", "")) == "Unconfined":
+        yield f"{where}.seccompProfile", "runs without seccomp (Unconfined)"
+    if str((ctx.get("appArmorProfile") or {}).get("type", "")) == "Unconfined":
+        yield f"{where}.appArmorProfile", "runs without AppArmor (Unconfined)"
+    selinux = ctx.get("seLinuxOptions") or {}
+    if str(selinux.get("type", "")) not in SELINUX_TYPES or selinux.get("user") or selinux.get("role"):
+        yield f"{where}.seLinuxOptions", "sets an SELinux type, user or role the baseline forbids"
+
+
+def _container_level(c: Container, agent: bool) -> Iterator[tuple[str, str]]:
+    ctx = c.spec.get("securityContext") or {}
+    where = f"{c.where}.securityContext"
+    image = str(c.spec.get("image", ""))
+    if ctx.get("privileged") and not (agent and any(h in image for h in HOST_CHANGERS)):
+        why = " (a device plugin, GFD or DCGM exporter does not need it)" if agent else ""
+        yield f"{where}.privileged", f"runs privileged: root on the node{why}"
+    allowed = BASELINE_CAPS | (GPU_AGENT_CAPS if agent else set())
+    added = sorted({str(x) for x in ((ctx.get("capabilities") or {}).get("add") or [])} - allowed)
+    if added:
+        yield f"{where}.capabilities.add", f"adds {', '.join(added)}"
+    if str(ctx.get("procMount", "Default")) != "Default":
+        yield f"{where}.procMount", "unmasks /proc"
+    for p in c.spec.get("ports") or []:
+        if (p or {}).get("hostPort"):
+            yield f"{c.where}.ports", f"binds host port {p['hostPort']} on the node"
+    yield from _context(ctx, where)
+
+
+@check(
+    "PSS-001",
+    "Pods meet the Pod Security Standards' baseline",
+    family="podsecurity",
+    severity="high",
+    why="Privileged containers, host namespaces, hostPath mounts, extra capabilities and host ports let a "
+    "compromised container take the node, and with a GPU node every model and credential on it.",
+    fix="Drop the field named, or for a GPU node agent keep to what it needs (the device-plugin and "
+    "pod-resources directories, SYS_ADMIN for DCGM profiling); enforce with the namespace label "
+    "pod-security.kubernetes.io/enforce: baseline.",
+)
+def baseline(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in inv.workloads:
+        agent = _gpu_agent(w) or any(GPU_AGENT_IMAGE.search(str(c.spec.get("image", ""))) for c in w.containers())
+        found = list(_pod_level(w, agent))
+        for c in w.containers(init=True):
+            found += _container_level(c, agent)
+        for field, message in found:
+            yield Finding("PSS-001", w.ref, field, message)
