@@ -242,7 +242,7 @@ GPU_AGENT_IMAGE = re.compile(
 )
 
 
-def _gpu_agent(w: Workload) -> bool:
+def gpu_agent(w: Workload) -> bool:
     """A DaemonSet meant for the GPU nodes: an NVIDIA agent by its image, or any DaemonSet pinned
     to GPU nodes by a GPU node label."""
     if w.kind != "DaemonSet":
@@ -265,7 +265,7 @@ def _gpu_agent(w: Workload) -> bool:
 def gpu_agents_reach_gpu_nodes(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     gpu_nodes = [n for n in facts.nodes if n.gpus > 0]
     for w in inv.workloads:
-        if not _gpu_agent(w):
+        if not gpu_agent(w):
             continue
         if gpu_nodes:
             # the taints every GPU node carries mark GPU nodes as such; a pool's own taint (spot,

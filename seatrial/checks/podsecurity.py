@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from seatrial.checks.gpu import GPU_AGENT_IMAGE, _gpu_agent
+from seatrial.checks.gpu import GPU_AGENT_IMAGE, gpu_agent
 from seatrial.checks.inventory import Container, Facts, Inventory, Workload
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
@@ -102,7 +102,7 @@ def _container_level(c: Container, agent: bool) -> Iterator[tuple[str, str]]:
 def baseline(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for w in inv.workloads:
-        agent = _gpu_agent(w) or any(GPU_AGENT_IMAGE.search(str(c.spec.get("image", ""))) for c in w.containers())
+        agent = gpu_agent(w) or any(GPU_AGENT_IMAGE.search(str(c.spec.get("image", ""))) for c in w.containers())
         found = list(_pod_level(w, agent))
         for c in w.containers(init=True):
             found += _container_level(c, agent)
