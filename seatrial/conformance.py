@@ -201,8 +201,9 @@ def evidence(inv: Inventory, refs: Iterable[Ref], api: client.ApiClient | None) 
     return out
 
 
-def run_facts(fx: Facts, *, server: str | None = None, context: str | None = None) -> dict[str, Any]:
-    """What the report's environment says about the cluster the run judged."""
+def run_facts(fx: Facts, *, server: str | None = None, context: str | None = None, **more: str) -> dict[str, Any]:
+    """What the report's environment says about the cluster the run judged (``more``: the API
+    requests the run made, …)."""
     pools: dict[str, int] = {}
     for n in fx.nodes:
         pool = n.labels.get(POOL_LABEL) or n.labels.get("node.kubernetes.io/instance-type") or "other"
@@ -212,6 +213,7 @@ def run_facts(fx: Facts, *, server: str | None = None, context: str | None = Non
         out["server"] = server
     if context:
         out["context"] = context
+    out |= more
     if fx.nodes:
         out |= {
             "nodes": len(fx.nodes),

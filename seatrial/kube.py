@@ -7,6 +7,8 @@ Nothing above this module sees a ``kubernetes`` exception: a bad kubeconfig is a
 from __future__ import annotations
 
 import time
+import urllib.parse
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,6 +57,50 @@ def context_name(target: Target) -> str:
     return str(current or "")
 
 
+class CountingApiClient(client.ApiClient):
+    """An API client that counts its requests by verb and resource: a run's cost must not grow
+    with the pods it reads (issue 17), and the count printed with the verdict shows it."""
+
+    def __init__(self, cfg: client.Configuration) -> None:
+        super().__init__(cfg)
+        self.requests: Counter[str] = Counter()
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        self.requests[request_kind(method, url)] += 1
+        return super().call_api(method, url, *args, **kwargs)
+
+
+def request_kind(method: str, url: str) -> str:
+    """``list pods``, ``get nodes``, ``create pods/eviction``, ``watch pods``: what one request does."""
+    parsed = urllib.parse.urlsplit(url)
+    parts = [p for p in parsed.path.split("/") if p]
+    if parts[:1] not in (["api"], ["apis"]):
+        return f"{method.lower()} /{'/'.join(parts)}"  # /version, /healthz
+    # /api/v1/... or /apis/<group>/<version>/...; then [namespaces/<ns>/]<resource>[/<name>[/<sub>]]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) != 2:
+        rest = rest[2:]
+    resource = rest[0] if rest else "?"
+    named = len(rest) >= 2
+    if len(rest) >= 3:
+        resource = f"{resource}/{rest[2]}"
+    verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, "")
+    if method == "DELETE":
+        verb = "delete" if named else "deletecollection"
+    if "watch=true" in parsed.query.lower():
+        verb = "watch"
+    return f"{verb or method.lower()} {resource}"
+
+
+def request_summary(api: client.ApiClient) -> str:
+    """``41 (list pods 6, get nodes 3, …)``, most frequent first; empty for a client that does not count."""
+    if not isinstance(api, CountingApiClient) or not api.requests:
+        return ""
+    counts = api.requests
+    top = ", ".join(f"{k} {n}" for k, n in counts.most_common())
+    return f"{sum(counts.values())} ({top})"
+
+
 def api_client(target: Target) -> client.ApiClient:
     if not target.kubeconfig.exists():
         raise ConfigError(f"kubeconfig not found: {target.kubeconfig}")
@@ -70,7 +116,7 @@ def api_client(target: Target) -> client.ApiClient:
     except (ValueError, TypeError, KeyError, AttributeError, OSError) as exc:
         raise ConfigError(f"kubeconfig {target.kubeconfig} is malformed: {exc}") from None
     cfg.retries = 0
-    return client.ApiClient(cfg)
+    return CountingApiClient(cfg)
 
 
 @contextmanager

@@ -55,3 +55,24 @@ def test_unreachable_server_is_exit_3(tmp_path: Path) -> None:
         kube.server_version(api, timeout=2)
     assert info.value.exit_code == ExitCode.CLUSTER
     assert "unreachable" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kind"),
+    [
+        ("GET", "/api/v1/namespaces/a/pods", "list pods"),
+        ("GET", "/api/v1/namespaces/a/pods/p1", "get pods"),
+        ("POST", "/api/v1/namespaces/a/pods/p1/eviction", "create pods/eviction"),
+        ("GET", "/api/v1/nodes?limit=500", "list nodes"),
+        ("GET", "/apis/apps/v1/namespaces/a/deployments?watch=true", "watch deployments"),
+        ("PATCH", "/api/v1/nodes/n1", "patch nodes"),
+        ("GET", "/api/v1/namespaces", "list namespaces"),
+        ("GET", "/api/v1/namespaces/a", "get namespaces"),
+        ("DELETE", "/apis/batch/v1/namespaces/a/jobs", "deletecollection jobs"),
+        ("GET", "/version", "get /version"),
+    ],
+)
+def test_a_request_is_counted_by_verb_and_resource(method: str, path: str, kind: str) -> None:
+    from seatrial.kube import request_kind
+
+    assert request_kind(method, f"https://127.0.0.1:6443{path}") == kind
