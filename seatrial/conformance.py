@@ -98,7 +98,7 @@ def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str,
     for ns in namespaces:
         for api_version, kind, lister in listers:
             with kube.translate(f"listing {kind} in {ns}"):
-                items = lister(ns).items
+                items = lister(ns, resource_version="0").items  # from the watch cache: one request, any size
             for item in items:
                 obj = kube.as_dict(item)
                 obj.update(apiVersion=api_version, kind=kind)
@@ -106,8 +106,8 @@ def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str,
                     continue
                 out.append(_clean(obj))
     with kube.translate("listing cluster role bindings"):
-        crbs = [kube.as_dict(b) for b in rbac.list_cluster_role_binding().items]
-        roles = {kube.name_of(r): kube.as_dict(r) for r in rbac.list_cluster_role().items}
+        crbs = [kube.as_dict(b) for b in rbac.list_cluster_role_binding(resource_version="0").items]
+        roles = {kube.name_of(r): kube.as_dict(r) for r in rbac.list_cluster_role(resource_version="0").items}
     for b in crbs:
         if any(s.get("kind") == "ServiceAccount" and s.get("namespace") in namespaces for s in b.get("subjects") or []):
             out.append({**b, "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding"})

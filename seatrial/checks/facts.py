@@ -49,7 +49,7 @@ def from_cluster(api: client.ApiClient, *, model_load_seconds: float = 60.0) -> 
     from seatrial import kube
 
     with kube.translate("listing nodes"):
-        items = client.CoreV1Api(api).list_node().items
+        items = client.CoreV1Api(api).list_node(resource_version="0").items
     return Facts(
         tuple(node_of(kube.as_dict(n)) for n in items), source="live cluster", model_load_seconds=model_load_seconds
     )
