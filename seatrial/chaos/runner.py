@@ -114,6 +114,7 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report
     config = where.configuration() | {"recovery_seconds": slos.recovery_seconds}
     with _load(where, target, workdir / "requests.csv", prompts) as lg:
         lg.wait_for_requests()
+        _until_serving(config)
         try:
             journal: dict[str, Any] = run_experiment(exp, settings=SETTINGS, experiment_vars=(config, {}))
         finally:
@@ -138,6 +139,19 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report
     if journal.get("status") == "interrupted":
         raise KeyboardInterrupt  # undone above; now let the caller stop as Ctrl-C asked
     return result
+
+
+def _until_serving(config: dict[str, Any], *, timeout: float = 45.0) -> None:
+    """Start the experiment on a stack that serves: uncached requests through the front door,
+    two seconds without a failure. Pods Ready is not enough; a replica replaced by the previous
+    experiment leaves a stale registration, and a gateway that meets it first answers 503 for a
+    second or two (seen as 19 % errors in a steady-state probe before any fault). The wait is
+    bounded; a stack that never steadies is judged by the experiment's own hypothesis."""
+    from seatrial.chaos import actions
+
+    deadline = time.monotonic() + timeout
+    while actions.error_rate(2.0, configuration=config) > 0 and time.monotonic() < deadline:
+        time.sleep(1.0)
 
 
 def _load(where: Where, target: LoadTarget, log: Path, prompts: int) -> Locust:
