@@ -28,6 +28,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--pools", default=None, help="node pool dir describing the cluster for static checks")
     group.addoption(
+        "--values", action="append", default=[], help="Helm values file for the charts --static renders (repeatable)"
+    )
+    group.addoption(
         "--fail-on",
         default="high",
         choices=["critical", "high", "medium", "low"],

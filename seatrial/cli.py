@@ -132,7 +132,7 @@ def _report(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from seatrial import lint
 
-    return lint.main(args.paths, fail_on=args.fail_on, pools=args.pools, as_json=args.json)
+    return lint.main(args.paths, fail_on=args.fail_on, pools=args.pools, as_json=args.json, values=args.values)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -166,6 +166,7 @@ def parser() -> argparse.ArgumentParser:
                     help="lowest severity that fails (default high)")  # fmt: skip
     ck.add_argument("--pools", help="node pool files to judge capacity against (default: the manifests alone)")
     ck.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    ck.add_argument("--values", action="append", default=[], help="Helm values for the charts given (repeatable)")
     ck.set_defaults(func=_check)
     r = sub.add_parser("report", help="build the HTML report of a run (default: reports/latest)")
     r.add_argument("run_dir", nargs="?", help="a reports/<run-id> directory")

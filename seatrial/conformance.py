@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,16 @@ from seatrial.report import Attachment
 
 
 def static_inventory(
-    path: Path, profile: Profile, pools_dir: Path | None, notes: list[str] | None = None
+    path: Path,
+    profile: Profile,
+    pools_dir: Path | None,
+    notes: list[str] | None = None,
+    values: Sequence[Path] = (),
 ) -> tuple[Inventory, Facts]:
     """Without node pool files there is no cluster to judge capacity against: those checks then
     check what the manifests alone can show (e.g. a GPU pod without the GPU toleration). Warnings
     about the manifests (unknown fields) go to ``notes``."""
-    objects = manifests.load(path, notes=notes)
+    objects = manifests.load(path, notes=notes, values=values)
     if pools_dir is None:
         return Inventory(objects, profile.roles), Facts(model_load_seconds=profile.model_load_seconds)
     return Inventory(objects, profile.roles), facts.from_pools(pools_dir, model_load_seconds=profile.model_load_seconds)

@@ -30,12 +30,12 @@ def _facts(pools: Path | None) -> Facts:
     return facts.from_pools(pools)
 
 
-def judge_path(path: Path, facts: Facts) -> dict[str, Any]:
+def judge_path(path: Path, facts: Facts, values: Sequence[Path] = ()) -> dict[str, Any]:
     """One path's verdict as data: its findings (worst first), its warnings, or why it could not
     be read."""
     notes: list[str] = []
     try:
-        objects = manifests.load(path, notes=notes)
+        objects = manifests.load(path, notes=notes, values=values)
     except SeatrialError as exc:
         return {"path": str(path), "error": str(exc), "findings": [], "notes": notes}
     inv = Inventory(objects)
@@ -59,9 +59,17 @@ def _finding(check: str, severity: Severity, f: Finding) -> dict[str, Any]:
     return {"check": check, "severity": severity, "target": str(f.target), "field": f.field, "message": f.message}
 
 
-def main(paths: Sequence[str], *, fail_on: Severity, pools: str | None, as_json: bool, say: Say = print) -> int:
+def main(
+    paths: Sequence[str],
+    *,
+    fail_on: Severity,
+    pools: str | None,
+    as_json: bool,
+    values: Sequence[str] = (),
+    say: Say = print,
+) -> int:
     facts = _facts(Path(pools) if pools else None)
-    verdicts = [judge_path(Path(p), facts) for p in paths]
+    verdicts = [judge_path(Path(p), facts, [Path(v) for v in values]) for p in paths]
     threshold = SEVERITIES.index(fail_on)
     failing = sum(1 for v in verdicts for f in v["findings"] if SEVERITIES.index(f["severity"]) <= threshold)
     unreadable = [v for v in verdicts if "error" in v]

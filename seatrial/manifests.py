@@ -6,6 +6,7 @@ half-read."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,35 @@ def _render_kustomize(path: Path, kubectl: str | None, notes: list[str] | None) 
     return _docs(proc.stdout, f"the kustomize render of {path}", notes)
 
 
+def helm() -> str:
+    """The ``helm`` to render charts with: ``SEATRIAL_HELM``, the user's on PATH, or one built from
+    its Go module into the cache (once; a few minutes cold)."""
+    import os
+    import shutil
+
+    named = os.environ.get("SEATRIAL_HELM") or shutil.which("helm")
+    if named:
+        return named
+    from seatrial.cluster import build
+
+    return str(build.build_helm())
+
+
+def _render_chart(chart: Path, values: Sequence[Path], notes: list[str] | None) -> list[dict[str, Any]]:
+    """``helm template`` with the user's ``--values``, as the chart would be installed."""
+    for v in values:
+        if not v.is_file():
+            raise ConfigError(f"--values {v}: not a file")
+    argv = [helm(), "template", chart.name, str(chart), *(a for v in values for a in ("--values", str(v)))]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        # helm names the template and line; its message quotes no values of ours
+        raise ConfigError(f"helm could not render the chart {chart}: {proc.stderr.strip()[-1500:]}")
+    if len(proc.stdout) > MAX_BYTES:
+        raise ConfigError(f"the helm render of {chart} is over {MAX_BYTES // 2**20} MiB; check it in parts")
+    return _docs(proc.stdout, f"the helm render of {chart}", notes)
+
+
 def _included(root: Path) -> set[Path]:
     """The directories a kustomization pulls in (resources, bases, components), resolved."""
     file = _kustomization(root)
@@ -183,10 +213,13 @@ def _included(root: Path) -> set[Path]:
     return out
 
 
-def _tree(path: Path, kubectl: str | None, notes: list[str] | None) -> list[dict[str, Any]]:
+def _tree(
+    path: Path, kubectl: str | None, notes: list[str] | None, values: Sequence[Path] = ()
+) -> list[dict[str, Any]]:
     """A repository as users have them: kustomize roots anywhere below (each rendered once, unless
-    another root includes it), Helm charts (not rendered: said so), plain manifest files, and the
-    YAML that is not Kubernetes objects at all (values files, app configs), skipped and listed."""
+    another root includes it), Helm charts (rendered with ``helm template``), plain manifest
+    files, and the YAML that is not Kubernetes objects at all (values files, app configs),
+    skipped and listed."""
     dirs = [path, *sorted(d for d in path.rglob("*") if d.is_dir())]
     roots = [d.resolve() for d in dirs if _kustomization(d)]
     charts = [d.resolve() for d in dirs if (d / "Chart.yaml").is_file()]
@@ -201,8 +234,8 @@ def _tree(path: Path, kubectl: str | None, notes: list[str] | None) -> list[dict
         if root not in included and not under(root, charts):
             out += _render_kustomize(root, kubectl, notes)
     for chart in charts:
-        if not under(chart, [c for c in charts if c != chart]) and notes is not None:
-            notes.append(f"{chart}: a Helm chart, not rendered (render it with helm template and check the output)")
+        if not under(chart, [c for c in charts if c != chart]):  # a subchart renders with its parent
+            out += _render_chart(chart, values, notes)
     skipped: list[str] = []
     total = 0
     for f in sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
@@ -241,9 +274,12 @@ def _deduped(objects: list[dict[str, Any]], notes: list[str] | None) -> list[dic
     return out
 
 
-def load(path: Path, *, kubectl: str | None = None, notes: list[str] | None = None) -> list[dict[str, Any]]:
-    """Objects from a file, a kustomize directory (rendered with kubectl), or a directory tree of
-    either. What is worth a warning but not a stop goes to ``notes``."""
+def load(
+    path: Path, *, kubectl: str | None = None, notes: list[str] | None = None, values: Sequence[Path] = ()
+) -> list[dict[str, Any]]:
+    """Objects from a file, a kustomize directory (rendered with kubectl), a Helm chart (rendered
+    with helm and ``values``), or a directory tree of those. What is worth a warning but not a
+    stop goes to ``notes``."""
     if not path.exists():
         raise ConfigError(f"{path} does not exist")
     if not path.is_dir():
@@ -251,12 +287,9 @@ def load(path: Path, *, kubectl: str | None = None, notes: list[str] | None = No
     elif _kustomization(path):
         out = _render_kustomize(path, kubectl, notes)
     elif (path / "Chart.yaml").is_file():
-        raise ConfigError(
-            f"{path} is a Helm chart: seatrial reads rendered manifests",
-            hint=f"helm template {path} > rendered.yaml, then --static rendered.yaml",
-        )
+        out = _render_chart(path, values, notes)
     else:
-        out = _tree(path, kubectl, notes)
+        out = _tree(path, kubectl, notes, values)
     out = _deduped(out, notes)
     if not out:
         raise ConfigError(f"no Kubernetes objects found in {path}")

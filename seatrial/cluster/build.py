@@ -406,6 +406,10 @@ def build_kwok(*, root: Path | None = None) -> Path:
     )
 
 
+def build_helm(*, root: Path | None = None) -> Path:
+    return _go_install("helm", versions.HELM, "helm.sh/helm/v4/cmd/helm", "helm", root=root, note="a few minutes cold")
+
+
 def build_coredns(*, root: Path | None = None) -> Path:
     return _go_install(
         "coredns", versions.COREDNS, "github.com/coredns/coredns", "coredns", root=root, note="a few minutes cold"

@@ -17,6 +17,9 @@ KWOK = "v0.7.0"
 COREDNS = "v1.14.7"
 """Cluster DNS on the real nodes."""
 
+HELM = "v4.3.2"
+"""Renders Helm charts for static mode; built on first use, when no ``helm`` is on PATH."""
+
 GO_DIRECTIVE = "1.24.0"
 GODEBUG_DEFAULT = "go1.24"
 """Copied from k8s.io/kubernetes' go.mod so a newer Go keeps the runtime defaults it expects."""

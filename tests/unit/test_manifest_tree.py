@@ -14,23 +14,43 @@ from seatrial.errors import ConfigError
 STACKS = Path(__file__).resolve().parents[1] / "stacks"
 
 
+@pytest.fixture(scope="module")
+def helm() -> str:
+    """The helm static mode renders charts with (built from its Go module once, when none is on PATH)."""
+    return manifests.helm()
+
+
 @pytest.mark.needs_binaries  # the overlay is rendered with the built kubectl
-def test_a_repository_tree_is_read_as_kubectl_and_kustomize_would() -> None:
+def test_a_repository_tree_is_read_as_kubectl_kustomize_and_helm_would(helm: str) -> None:
+    del helm
     notes: list[str] = []
     objects = manifests.load(STACKS / "repo-tree", notes=notes)
     names = sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects)
-    # the base only through the overlay that includes it; the guestbook once; the chart not read
-    assert names == [("Deployment", "", "guestbook"), ("Deployment", "prod", "api"), ("RayCluster", "", "ray")]
+    # the base only through the overlay that includes it; the guestbook once; the chart rendered
+    assert names == [
+        ("Deployment", "", "guestbook"),
+        ("Deployment", "", "web"),
+        ("Deployment", "prod", "api"),
+        ("RayCluster", "", "ray"),
+    ]
     said = "\n".join(notes)
-    assert "charts/web: a Helm chart, not rendered" in said
-    assert "2 file(s) in" in said and "app/config.yaml, values.yaml" in said
+    assert "2 file(s) in" in said and "app/config.yaml, values.yaml" in said  # the chart's values are its own
     assert "Deployment/guestbook (defined 2 times)" in said
 
 
-def test_a_chart_directory_says_to_render_it() -> None:
-    with pytest.raises(ConfigError, match="is a Helm chart") as err:
-        manifests.load(STACKS / "repo-tree" / "charts" / "web")
-    assert "helm template" in str(err.value)
+def test_a_chart_renders_with_the_users_values(helm: str, tmp_path: Path) -> None:
+    del helm
+    chart = STACKS / "repo-tree" / "charts" / "web"
+    [default] = manifests.load(chart)
+    assert default["spec"]["replicas"] == 2
+    override = tmp_path / "prod.yaml"
+    override.write_text("replicaCount: 5\n")
+    [prod] = manifests.load(chart, values=[override])
+    assert prod["spec"]["replicas"] == 5
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("replicaCount: [\n")
+    with pytest.raises(ConfigError, match=r"helm could not render the chart"):
+        manifests.load(chart, values=[broken])
 
 
 def test_the_pod_templates_of_ml_custom_resources_are_checked() -> None:
