@@ -60,6 +60,8 @@ def tests(session: nox.Session) -> None:
     # Build first (a no-op when warm): on a cold machine the tests that render with the built
     # kubectl would otherwise be skipped at collection, and the cluster fixture would build later.
     session.run("python", "-m", "seatrial", "cluster", "build", env={"PYTHONUNBUFFERED": "1"})
+    # and helm, which static mode renders charts with (the tree tests need it): built once, shown
+    session.run("python", "-c", "from seatrial import manifests; manifests.helm()", env={"PYTHONUNBUFFERED": "1"})
     args = session.posargs or ["tests", "-m", "not slow"]
     junit = Path(session.create_tmp()) / "tests-junit.xml"
     session.run("pytest", *args, f"--junitxml={junit}", env={"PYTHONUNBUFFERED": "1"}, success_codes=[0, NO_TESTS])
