@@ -207,7 +207,7 @@ class Service:
     def serve(self, on_drain: Callable[[], None] | None = None, drain_delay: float = 0.0) -> None:
         """Serve until SIGTERM, then: readiness 503 and ``on_drain`` (e.g. leave a registry) at once,
         keep answering for ``drain_delay`` while routers catch up, close, finish in-flight, exit."""
-        server = ThreadingHTTPServer(("0.0.0.0", self.port), self._handler())  # noqa: S104 - a pod's own IP
+        server = _Server(("0.0.0.0", self.port), self._handler())  # noqa: S104 - a pod's own IP
         server.daemon_threads = False  # server_close() waits for in-flight requests
         server.block_on_close = True
 
@@ -233,6 +233,15 @@ class Service:
         server.serve_forever(poll_interval=0.2)
         server.server_close()
         log.info("%s stopped cleanly", self.name)
+
+
+class _Server(ThreadingHTTPServer):
+    """socketserver listens with a backlog of 5: a burst of new connections (three gateways
+    sending cache misses at once) overflowed it, the kernel dropped the SYNs, and callers with a
+    1 s connect timeout gave up on a healthy replica (2 s of 503s at a load's start). Production
+    servers listen with hundreds (uvicorn 2048)."""
+
+    request_queue_size = 512
 
 
 def http_json(

@@ -71,11 +71,14 @@ class Backends:
 
     def forget(self, model: str, url: str) -> None:
         """A replica that did not answer leaves the table until the hub is asked again; the
-        others stay (dropping the whole table sent every request to the hub)."""
+        others stay (dropping the whole table sent every request to the hub). The last one stays
+        too, and the hub is asked at once: an empty table answers every request with 503, while
+        a replica that failed one connect may well answer the next (a load balancer's panic
+        threshold does the same)."""
         with self._lock:
             fetched, urls = self._cache.get(model, (0.0, []))
             rest = [u for u in urls if u != url]
-            self._cache[model] = (fetched if rest else 0.0, rest)
+            self._cache[model] = (fetched, rest) if rest else (0.0, urls)
 
 
 def cache_key(body: dict[str, Any]) -> str:
