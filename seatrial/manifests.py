@@ -220,7 +220,8 @@ def _tree(
     another root includes it), Helm charts (rendered with ``helm template``), plain manifest
     files, and the YAML that is not Kubernetes objects at all (values files, app configs),
     skipped and listed."""
-    dirs = [path, *sorted(d for d in path.rglob("*") if d.is_dir())]
+    below = [p for p in path.rglob("*") if not any(part.startswith(".") for part in p.relative_to(path).parts)]
+    dirs = [path, *sorted(d for d in below if d.is_dir())]  # hidden ones (.git, .github) are not manifests
     roots = [d.resolve() for d in dirs if _kustomization(d)]
     charts = [d.resolve() for d in dirs if (d / "Chart.yaml").is_file()]
     included = set().union(*(_included(r) for r in roots)) if roots else set()
@@ -238,7 +239,7 @@ def _tree(
             out += _render_chart(chart, values, notes)
     skipped: list[str] = []
     total = 0
-    for f in sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file()):
+    for f in sorted(p for p in below if p.suffix in SUFFIXES and p.is_file()):
         if under(f.resolve(), owned):
             continue
         text = _read(f, total)
