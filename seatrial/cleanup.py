@@ -26,7 +26,7 @@ from kubernetes import client
 
 from seatrial import kube, runs
 from seatrial.chaos import nodeops
-from seatrial.errors import AccessError, NotFoundError, SeatrialError
+from seatrial.errors import AccessError, ConfigError, NotFoundError, SeatrialError
 
 ORDER = {"Node": 0, "Deployment": 1, "StatefulSet": 1, "Job": 2, "Pod": 2, "Service": 2, "ConfigMap": 2}
 ORDER |= {"Event": 2, "Namespace": 3, "Lease": 4}
@@ -176,12 +176,16 @@ def _bring_back(api: client.ApiClient, d: Debris, host: nodeops.Host | None) -> 
     anew), a simulated one created again from the record, as the provider's replacement would."""
     from seatrial.chaos import spot
 
-    record = json.loads(d.record)
+    try:
+        record = json.loads(d.record)
+        node = dict(record["node"]) if not record.get("real") else {}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"the lease's record of node {d.name} is unreadable: {exc}") from None
     if record.get("real"):
         if host is not None:
             host.revive_node(d.name)
     else:
-        spot.recreate(api, dict(record["node"]))
+        spot.recreate(api, node)
 
 
 def apply(api: client.ApiClient, found: list[Debris], *, host: nodeops.Host | None, say: Say) -> list[str]:

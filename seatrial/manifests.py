@@ -5,6 +5,7 @@ half-read."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from seatrial import schema
+from seatrial.checks import crds
 from seatrial.errors import ConfigError, yaml_problem
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -21,17 +23,21 @@ MAX_EXPANSION = 10  # nodes an alias may add per node written, beyond a first 10
 MAX_INVALID = 10  # invalid objects named in one message
 
 
-def _size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """Nodes in ``node`` once every alias is expanded: what a rule walking it would meet."""
-    key = id(node)
+def _size(node: yaml.Node, memo: dict[int, int], open_: set[int] | None = None) -> int:
+    """Nodes in ``node`` once every alias is expanded: what a rule walking it would meet. A node
+    that contains itself (a recursive alias) expands forever: refused."""
+    key, open_ = id(node), open_ if open_ is not None else set()
+    if key in open_:
+        raise _AliasBomb()
     if key in memo:
         return memo[key]
-    memo[key] = 1  # a recursive alias counts once, not forever
+    open_.add(key)
     total = 1
     if isinstance(node, yaml.SequenceNode):
-        total += sum(_size(child, memo) for child in node.value)
+        total += sum(_size(child, memo, open_) for child in node.value)
     elif isinstance(node, yaml.MappingNode):
-        total += sum(_size(k, memo) + _size(v, memo) for k, v in node.value)
+        total += sum(_size(k, memo, open_) + _size(v, memo, open_) for k, v in node.value)
+    open_.discard(key)
     memo[key] = total
     return total
 
@@ -66,8 +72,8 @@ def _parse(text: str, where: str) -> list[Any]:
         raise ConfigError(f"{where} is not valid YAML: {yaml_problem(exc)}") from None
     except _AliasBomb:
         raise ConfigError(
-            f"{where}: its YAML aliases expand it more than {MAX_EXPANSION}-fold (an alias bomb?); "
-            "write the repeated parts out"
+            f"{where}: its YAML aliases expand it more than {MAX_EXPANSION}-fold, or into itself "
+            "(an alias bomb?); write the repeated parts out"
         ) from None
     except RecursionError:
         raise ConfigError(f"{where}: its YAML nests too deep to read (thousands of levels)") from None
@@ -93,6 +99,21 @@ def _shape(d: Any) -> str | None:
     return None
 
 
+def _problems(obj: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The schema's verdict on a built-in object, or on each pod template of a custom resource
+    the rules read (their templates are pods the API server will validate once the operator
+    creates them)."""
+    if obj.get("kind") not in crds.KINDS:
+        return schema.problems(obj)
+    wrong: list[str] = []
+    unknown: list[str] = []
+    for part, template in crds.parts(obj):
+        w, u = schema.check(template, schema.POD_TEMPLATE, f"{part}.template")
+        wrong += w
+        unknown += u
+    return wrong, unknown
+
+
 def _docs(text: str, where: str, notes: list[str] | None = None) -> list[dict[str, Any]]:
     """The objects of one file; every invalid one is named (file, document, object, field) in
     one message, and nothing is returned then: a rule would misread it, and the API server would
@@ -113,7 +134,7 @@ def _docs(text: str, where: str, notes: list[str] | None = None) -> list[dict[st
             shape = _shape(obj)
             if shape and isinstance(obj, dict) and isinstance(obj.get("kind"), str):
                 shape = f"{obj['kind']}: {shape}"
-            wrong, unknown = ([shape], []) if shape else schema.problems(obj)
+            wrong, unknown = ([shape], []) if shape else _problems(obj)
             invalid += [f"{item_at}: {p}" if shape else f"{item_at}: {_name(obj)}: {p}" for p in wrong]
             if notes is not None:
                 notes += [f"{where}, {item_at}: {_name(obj)}: {p}; the rest of it is checked" for p in unknown]
@@ -184,11 +205,14 @@ def _render_chart(chart: Path, values: Sequence[Path], notes: list[str] | None) 
     for v in values:
         if not v.is_file():
             raise ConfigError(f"--values {v}: not a file")
-    argv = [helm(), "template", chart.name, str(chart), *(a for v in values for a in ("--values", str(v)))]
+    release = re.sub(r"[^a-z0-9-]+", "-", chart.resolve().name.lower()).strip("-")[:53] or "release-name"
+    argv = [helm(), "template", release, str(chart), *(a for v in values for a in ("--values", str(v)))]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        # helm names the template and line; its message quotes no values of ours
-        raise ConfigError(f"helm could not render the chart {chart}: {proc.stderr.strip()[-1500:]}")
+        # helm names the template and line, and may quote a value (tpl's "cannot parse template
+        # …"): what it quotes is left out, it may be a secret
+        said = re.sub(r'"[^"\n]*"', '"…"', proc.stderr.strip())[-1500:]
+        raise ConfigError(f"helm could not render the chart {chart}: {said}")
     if len(proc.stdout) > MAX_BYTES:
         raise ConfigError(f"the helm render of {chart} is over {MAX_BYTES // 2**20} MiB; check it in parts")
     return _docs(proc.stdout, f"the helm render of {chart}", notes)
@@ -206,7 +230,8 @@ def _included(root: Path) -> set[Path]:
         return set()
     out = set()
     for key in ("resources", "bases", "components"):
-        for entry in spec.get(key) or []:
+        entries = spec.get(key)
+        for entry in entries if isinstance(entries, list) else []:
             target = (root / str(entry)).resolve()
             if isinstance(entry, str) and "://" not in entry and target.is_dir():
                 out.add(target)
@@ -225,33 +250,40 @@ def _tree(
     roots = [d.resolve() for d in dirs if _kustomization(d)]
     charts = [d.resolve() for d in dirs if (d / "Chart.yaml").is_file()]
     included = set().union(*(_included(r) for r in roots)) if roots else set()
-    owned = roots + charts  # files under these are read through them, never as plain files
+    owned = set(roots + charts)  # files under these are read through them, never as plain files
 
-    def under(f: Path, tops: list[Path]) -> bool:
-        return any(f == t or t in f.parents for t in tops)
+    def under(f: Path, tops: set[Path]) -> bool:
+        return f in tops or any(p in tops for p in f.parents)
 
     out: list[dict[str, Any]] = []
     for root in roots:
-        if root not in included and not under(root, charts):
+        if root not in included and not under(root, set(charts)):
             out += _render_kustomize(root, kubectl, notes)
     for chart in charts:
-        if not under(chart, [c for c in charts if c != chart]):  # a subchart renders with its parent
+        if not under(chart.parent, set(charts)):  # a subchart renders with its parent
             out += _render_chart(chart, values, notes)
     skipped: list[str] = []
+    unparsable: list[str] = []
     total = 0
     for f in sorted(p for p in below if p.suffix in SUFFIXES and p.is_file()):
         if under(f.resolve(), owned):
             continue
         text = _read(f, total)
-        total += len(text)
-        docs = _parse(text, str(f))
-        if not any(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in docs):
-            skipped.append(str(f.relative_to(path)))
+        try:
+            docs = _parse(text, str(f))
+        except ConfigError:
+            unparsable.append(str(f.relative_to(path)))
             continue
+        if not any(isinstance(d, dict) and "apiVersion" in d and "kind" in d and "metadata" in d for d in docs):
+            skipped.append(str(f.relative_to(path)))  # a values file, an app config, a kind or kubeadm config
+            continue
+        total += len(text)
         out += _docs(text, str(f), notes)
-    if skipped and notes is not None:
-        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-        notes.append(f"{len(skipped)} file(s) in {path} are YAML but not Kubernetes objects, skipped: {shown}")
+    if notes is not None:
+        for files, what in ((skipped, "are YAML but not Kubernetes objects"), (unparsable, "are not valid YAML")):
+            if files:
+                shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+                notes.append(f"{len(files)} file(s) in {path} {what}, skipped: {shown}")
     return out
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
 import json
 import logging
@@ -202,7 +203,8 @@ def remember_deleted_node(api: client.ApiClient, name: str, record: Mapping[str,
     to switch a real node on again or create a simulated one anew. No lease, no record."""
     if _held is None:
         return
-    body = {"metadata": {"annotations": {DELETED_NODE + name: json.dumps(record, sort_keys=True, default=str)}}}
+    record = {**record, "name": name}
+    body = {"metadata": {"annotations": {deleted_node_key(name): json.dumps(record, sort_keys=True, default=str)}}}
     with kube.translate(f"recording node {name} on the run lease {_held.name}"):
         client.CoordinationV1Api(api).patch_namespaced_lease(_held.name, LEASE_NAMESPACE, body)
 
@@ -211,9 +213,15 @@ def forget_deleted_node(api: client.ApiClient, name: str) -> None:
     """Drop the record once the node is back."""
     if _held is None:
         return
-    body = {"metadata": {"annotations": {DELETED_NODE + name: None}}}
+    body = {"metadata": {"annotations": {deleted_node_key(name): None}}}
     with contextlib.suppress(NotFoundError), kube.translate(f"updating the run lease {_held.name}"):
         client.CoordinationV1Api(api).patch_namespaced_lease(_held.name, LEASE_NAMESPACE, body)
+
+
+def deleted_node_key(name: str) -> str:
+    """The annotation holding a deleted node's record: keyed by a digest, because an annotation
+    name is at most 63 characters and a node's (an on-prem FQDN) may be longer."""
+    return DELETED_NODE + hashlib.sha256(name.encode()).hexdigest()[:20]
 
 
 def deleted_nodes(lease: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -221,8 +229,9 @@ def deleted_nodes(lease: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for key, value in (((lease.get("metadata") or {}).get("annotations")) or {}).items():
         if str(key).startswith(DELETED_NODE):
-            with contextlib.suppress(ValueError, TypeError):
-                out[str(key).removeprefix(DELETED_NODE)] = dict(json.loads(value))
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                record = dict(json.loads(value))
+                out[str(record["name"])] = record
     return out
 
 

@@ -25,10 +25,11 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any
 
+from seatrial.checks.inventory import QUANTITY  # one grammar: what passes here, the rules can read
+
 # The release the local cluster runs (cluster/versions.py; a test keeps the two equal). Not
 # imported from there: seatrial.cluster pulls in the Kubernetes client, 0.3 s a static run need not pay.
 KUBERNETES = "v1.34.4"
-QUANTITY = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?")
 QUANTITY_REF = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 INT_OR_STRING_REF = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 PERCENT_FIELDS = ("minAvailable", "maxUnavailable", "maxSurge")  # strings there are percentages, not port names
@@ -76,17 +77,24 @@ def known(api_version: str, kind: str) -> bool:
     return (api_version, kind) in _definitions()[1]
 
 
+POD_TEMPLATE = "io.k8s.api.core.v1.PodTemplateSpec"
+
+
 def problems(obj: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """What the API server's schema rejects in ``obj``, as ``field: reason``: the wrong values
     (which a rule would misread) and the unknown fields (which no rule reads, and which kubectl's
     ``--validate=warn`` only warns about); at most a few of each."""
-    defs, kinds = _definitions()
-    name = kinds.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
+    name = _definitions()[1].get((str(obj.get("apiVersion")), str(obj.get("kind"))))
+    return ([], []) if name is None else check(obj, name)
+
+
+def check(value: Any, definition: str, path: str = "") -> tuple[list[str], list[str]]:
+    """``problems`` against one named definition (a custom resource's pod template against
+    ``POD_TEMPLATE``), field paths starting at ``path``."""
+    defs = _definitions()[0]
     wrong: list[str] = []
     unknown: list[str] = []
-    if name is None:
-        return wrong, unknown
-    for problem in _walk(obj, {"$ref": f"#/$defs/{name}"}, "", defs):
+    for problem in _walk(value, {"$ref": f"#/$defs/{definition}"}, path, defs):
         found = unknown if problem.endswith(UNKNOWN) else wrong
         if len(found) < MAX_PROBLEMS:
             found.append(problem)
@@ -160,6 +168,9 @@ def _walk(value: Any, schema: Schema, path: str, defs: Mapping[str, Schema]) -> 
                 yield from _walk(item, extra, sub, defs)
     elif isinstance(value, list) and "items" in schema:
         for i, item in enumerate(value):
+            if item is None:  # the API decodes it to an empty object, which then fails validation
+                yield f"{path}[{i}]: null, not an item"
+                continue
             yield from _walk(item, schema["items"], f"{path}[{i}]", defs)
 
 

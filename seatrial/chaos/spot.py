@@ -31,7 +31,7 @@ from kubernetes import client
 from seatrial import kube, runs
 from seatrial.chaos import drain, ledger, nodeops
 from seatrial.chaos.actions import Configuration, _api, _namespace
-from seatrial.errors import ClusterError, ConfigError, NotFoundError
+from seatrial.errors import ClusterError, ConfigError, ConflictError, NotFoundError
 
 JOB_LABEL = "seatrial.dev/job"
 
@@ -279,8 +279,9 @@ def _terminate(api: client.ApiClient, node: str, obj: dict[str, Any], *, real: b
     """The instance is gone: a real node switched off, and its Node object deleted."""
     book = ledger.current()
     core = client.CoreV1Api(api)
-    # undos run last-first: the record is dropped only after the node is back
-    book.will(f"record of node {node} dropped from the run lease", lambda: runs.forget_deleted_node(api, node))
+    # undos run last-first, and on past a failing one: the record is dropped only once the Node
+    # is there again, so a node that did not come back stays on the lease for cleanup
+    book.will(f"record of node {node} dropped from the run lease", lambda: _forget_when_back(api, node))
     runs.remember_deleted_node(api, node, {"real": real, "node": clean_node(obj)})
     if real:
         nodeops.power_off(api, node, local.kill_node, local.revive_node)
@@ -290,19 +291,27 @@ def _terminate(api: client.ApiClient, node: str, obj: dict[str, Any], *, real: b
         core.delete_node(node)
 
 
+def _forget_when_back(api: client.ApiClient, node: str) -> None:
+    with kube.translate(f"reading node {node}"):
+        client.CoreV1Api(api).read_node(node)  # NotFound: not back, the record stays
+    runs.forget_deleted_node(api, node)
+
+
 def _recreate(api: client.ApiClient, node: dict[str, Any]) -> None:
     recreate(api, clean_node(node))
 
 
 def recreate(api: client.ApiClient, clean: dict[str, Any]) -> None:
     """Create a Node again from ``clean_node``'s record (a 409, it is back already, is fine)."""
-    from kubernetes.client.exceptions import ApiException
-
     try:
-        client.CoreV1Api(api).create_node(client.V1Node.model_validate(clean))
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+        body = client.V1Node.model_validate(clean)
+    except ValueError as exc:
+        raise ConfigError(f"the record of node {clean.get('metadata', {}).get('name')} is unreadable: {exc}") from None
+    try:
+        with kube.translate(f"creating node {clean['metadata']['name']} again"):
+            client.CoreV1Api(api).create_node(body)
+    except ConflictError:
+        pass  # back already
 
 
 def clean_node(node: dict[str, Any]) -> dict[str, Any]:

@@ -28,20 +28,26 @@ ROLES = ("serving", "gpu-inference", "stateful", "daemon", "batch", "control")
 Obj = Mapping[str, Any]
 
 
+QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:[eE]([+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]))?", re.ASCII)
+_FACTORS = {
+    "": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}  # fmt: skip
+
+
 def quantity(value: Any) -> float:
-    """A Kubernetes quantity as a number (bytes or cores); unknown suffixes read as 0."""
-    if value is None:
+    """A Kubernetes quantity as a number (bytes or cores), in the API's whole grammar (a sign, a
+    decimal exponent, every suffix), so what the schema check accepts is never read as 0 (a GPU
+    limit of ``1e0`` hid GPU-002). What is not a quantity reads as 0."""
+    if value is None or isinstance(value, bool):
         return 0.0
-    s = str(value)
-    m = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", s)
+    m = QUANTITY.fullmatch(str(value))
     if not m:
         return 0.0
-    num, unit = float(m.group(1)), m.group(2)
-    factors = {
-        "": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-        "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-    }  # fmt: skip
-    return num * factors.get(unit, 0)
+    num = float(m.group(1))
+    if m.group(2):
+        return num * 10.0 ** int(m.group(2))
+    return num * _FACTORS[m.group(3) or ""]
 
 
 @dataclass(frozen=True)
@@ -264,11 +270,51 @@ class Inventory:
 
     def hpa_for(self, w: Workload) -> Obj | None:
         """The HorizontalPodAutoscaler that scales ``w``, if any."""
-        for hpa in self.beside("HorizontalPodAutoscaler", w.obj):
+        return self._hpas.get((w.home, w.kind, w.name))
+
+    @functools.cached_property
+    def _hpas(self) -> dict[tuple[str, str, str], Obj]:
+        out: dict[tuple[str, str, str], Obj] = {}
+        for hpa in self.of("HorizontalPodAutoscaler"):
             target = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
-            if target.get("kind") == w.kind and target.get("name") == w.name:
-                return hpa
-        return None
+            out.setdefault((home(hpa), str(target.get("kind")), str(target.get("name"))), hpa)
+        return out
+
+    def named(self, kind: str, o: Obj, name: str) -> Obj | None:
+        """The object of ``kind`` called ``name`` in the namespace ``o`` lands in."""
+        self.asked.add(kind)
+        return self._named.get((kind, home(o), name))
+
+    @functools.cached_property
+    def _named(self) -> dict[tuple[str, str, str], Obj]:
+        out: dict[tuple[str, str, str], Obj] = {}
+        for o in self.objects:
+            out.setdefault((str(o.get("kind")), home(o), str(o["metadata"].get("name"))), o)
+        return out
+
+    def pdbs_for(self, w: Workload) -> list[Obj]:
+        """The PodDisruptionBudgets whose selector matches ``w``'s pods: only the budgets that
+        share one of its labels (or select by expressions alone) are tried, so a namespace of
+        thousands of workloads and budgets costs each workload its own few."""
+        self.asked.add("PodDisruptionBudget")
+        by_label, by_expression = self._pdb_index
+        seen: dict[int, Obj] = {id(p): p for p in by_expression.get(w.home, [])}
+        for k, v in w.pod_labels.items():
+            seen |= {id(p): p for p in by_label.get((w.home, k, str(v)), [])}
+        return [p for p in seen.values() if selector_matches((p.get("spec") or {}).get("selector"), w.pod_labels)]
+
+    @functools.cached_property
+    def _pdb_index(self) -> tuple[dict[tuple[str, str, str], list[Obj]], dict[str, list[Obj]]]:
+        by_label: dict[tuple[str, str, str], list[Obj]] = {}
+        by_expression: dict[str, list[Obj]] = {}
+        for p in self.of("PodDisruptionBudget"):
+            labels = ((p.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+            if labels:
+                k, v = next(iter(labels.items()))  # any one of them must match: one key is enough
+                by_label.setdefault((home(p), str(k), str(v)), []).append(p)
+            else:
+                by_expression.setdefault(home(p), []).append(p)
+        return by_label, by_expression
 
     def namespaces(self) -> set[str]:
         return {str(o["metadata"].get("namespace") or "") for o in self.objects if o.get("kind") != "Namespace"}

@@ -13,11 +13,7 @@ from seatrial.checks.registry import check
 
 
 def _pdbs(inv: Inventory, w: Workload) -> list[Obj]:
-    return [
-        p
-        for p in inv.beside("PodDisruptionBudget", w.obj)
-        if selector_matches((p.get("spec") or {}).get("selector"), w.pod_labels)
-    ]
+    return inv.pdbs_for(w)
 
 
 def _custom(inv: Inventory) -> dict[str, list[Obj]]:
@@ -82,14 +78,25 @@ def pdb_present(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 )
 def pdb_selector(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    workloads: dict[str, list[Workload]] = {}
+    # by namespace and by each pod label: a budget is tried only against the workloads that
+    # carry one of its labels (thousands of both in one namespace stay linear)
+    in_home: dict[str, list[Workload]] = {}
+    by_label: dict[tuple[str, str, str], list[Workload]] = {}
     for w in inv.workloads:
         if w.kind in ("Deployment", "StatefulSet", "ReplicaSet"):
-            workloads.setdefault(w.home, []).append(w)
+            in_home.setdefault(w.home, []).append(w)
+            for k, v in w.pod_labels.items():
+                by_label.setdefault((w.home, k, str(v)), []).append(w)
     custom = _custom(inv)
     for p in inv.of("PodDisruptionBudget"):
         sel = (p.get("spec") or {}).get("selector")
-        hits = [w.name for w in workloads.get(home(p), []) if selector_matches(sel, w.pod_labels)]
+        labels = (sel or {}).get("matchLabels") or {}
+        if labels:
+            k, v = next(iter(labels.items()))
+            candidates = by_label.get((home(p), str(k), str(v)), [])
+        else:
+            candidates = in_home.get(home(p), [])
+        hits = [w.name for w in candidates if selector_matches(sel, w.pod_labels)]
         owner = _operator_owner(custom, p) if not hits else None
         if owner:
             yield Finding(

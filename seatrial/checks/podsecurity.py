@@ -43,29 +43,34 @@ GPU_AGENT_CAPS = {"SYS_ADMIN"}
 HOST_CHANGERS = ("nvidia/driver", "container-toolkit", "mig-manager")
 
 
+def _needed(path: str) -> bool:
+    """A host path a GPU node agent needs: one of its directories or below (``/sysroot`` is not ``/sys``)."""
+    return any(path == p or path.startswith(p + "/") for p in GPU_AGENT_PATHS)
+
+
 def _pod_level(w: Workload, agent: bool) -> Iterator[tuple[str, str]]:
     pod = w.pod
     for ns in ("hostNetwork", "hostPID", "hostIPC"):
         if pod.get(ns):
             yield f"spec.{ns}", f"shares the node's {ns.removeprefix('host')} namespace"
     for v in pod.get("volumes") or []:
-        path = str(((v or {}).get("hostPath") or {}).get("path", "")) if (v or {}).get("hostPath") else None
-        if path is not None and not (agent and path.startswith(GPU_AGENT_PATHS)):
+        path = str(((v or {}).get("hostPath") or {}).get("path") or "") if (v or {}).get("hostPath") else None
+        if path is not None and not (agent and _needed(path)):
             extra = " (beyond what a GPU node agent needs)" if agent else ""
             yield f"volumes[{v.get('name')}].hostPath", f"mounts the node's {path or '/'}{extra}"
     for s in (pod.get("securityContext") or {}).get("sysctls") or []:
-        if str((s or {}).get("name")) not in SAFE_SYSCTLS:
+        if s and str(s.get("name")) not in SAFE_SYSCTLS:
             yield "spec.securityContext.sysctls", f"sets the unsafe sysctl {s.get('name')}"
     yield from _context(pod.get("securityContext") or {}, "spec.securityContext")
 
 
 def _context(ctx: Mapping[str, Any], where: str) -> Iterator[tuple[str, str]]:
-    if str((ctx.get("seccompProfile") or {}).get("type", "")) == "Unconfined":
+    if str((ctx.get("seccompProfile") or {}).get("type") or "") == "Unconfined":
         yield f"{where}.seccompProfile", "runs without seccomp (Unconfined)"
-    if str((ctx.get("appArmorProfile") or {}).get("type", "")) == "Unconfined":
+    if str((ctx.get("appArmorProfile") or {}).get("type") or "") == "Unconfined":
         yield f"{where}.appArmorProfile", "runs without AppArmor (Unconfined)"
     selinux = ctx.get("seLinuxOptions") or {}
-    if str(selinux.get("type", "")) not in SELINUX_TYPES or selinux.get("user") or selinux.get("role"):
+    if str(selinux.get("type") or "") not in SELINUX_TYPES or selinux.get("user") or selinux.get("role"):
         yield f"{where}.seLinuxOptions", "sets an SELinux type, user or role the baseline forbids"
 
 
@@ -77,10 +82,10 @@ def _container_level(c: Container, agent: bool) -> Iterator[tuple[str, str]]:
         why = " (a device plugin, GFD or DCGM exporter does not need it)" if agent else ""
         yield f"{where}.privileged", f"runs privileged: root on the node{why}"
     allowed = BASELINE_CAPS | (GPU_AGENT_CAPS if agent else set())
-    added = sorted({str(x) for x in ((ctx.get("capabilities") or {}).get("add") or [])} - allowed)
+    added = sorted({str(x) for x in ((ctx.get("capabilities") or {}).get("add") or []) if x} - allowed)
     if added:
         yield f"{where}.capabilities.add", f"adds {', '.join(added)}"
-    if str(ctx.get("procMount", "Default")) != "Default":
+    if str(ctx.get("procMount") or "Default") != "Default":
         yield f"{where}.procMount", "unmasks /proc"
     for p in c.spec.get("ports") or []:
         if (p or {}).get("hostPort"):

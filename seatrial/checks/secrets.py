@@ -114,10 +114,8 @@ def _automount(inv: Inventory, w: Workload) -> bool:
     if "automountServiceAccountToken" in w.pod:
         return bool(w.pod["automountServiceAccountToken"])
     sa_name = w.pod.get("serviceAccountName") or "default"
-    for sa in inv.beside("ServiceAccount", w.obj):
-        if sa["metadata"]["name"] == sa_name:
-            return bool(sa.get("automountServiceAccountToken", True))
-    return True
+    sa = inv.named("ServiceAccount", w.obj, str(sa_name))
+    return True if sa is None else bool(sa.get("automountServiceAccountToken", True))
 
 
 @check(

@@ -121,10 +121,9 @@ def test_nothing_of_a_live_run_is_touched() -> None:
 
 def _preempted(real: bool) -> dict[str, object]:
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "kwok-spot-3"}, "spec": {"taints": []}}
-    record = json.dumps({"real": real, "node": node})
-    return obj(
-        "Lease", "seatrial-run-dead0001", "dead0001", ns="default", **{runs.DELETED_NODE + "kwok-spot-3": record}
-    )
+    record = json.dumps({"real": real, "node": node, "name": "kwok-spot-3"})
+    key = runs.deleted_node_key("kwok-spot-3")
+    return obj("Lease", "seatrial-run-dead0001", "dead0001", ns="default", **{key: record})
 
 
 def test_a_node_a_dead_run_deleted_is_brought_back_from_its_lease() -> None:
@@ -140,3 +139,5 @@ def test_a_node_a_dead_run_deleted_is_brought_back_from_its_lease() -> None:
     node, lease = cleanup.plan([_preempted(real=True)], set(), host=True)
     assert node.describe() == "bring back Node kwok-spot-3 (run dead0001): switch on the preempted node"
     assert cleanup.plan([_preempted(real=False)], {"dead0001"}, host=True) == []  # a live run's lease: untouched
+    long_name = "gpu-node-17.rack-04.datacenter-west.example.internal"  # an annotation name holds 63 characters
+    assert len(runs.deleted_node_key(long_name).split("/", 1)[1]) <= 63

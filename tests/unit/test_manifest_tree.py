@@ -98,3 +98,41 @@ def test_yaml_as_kubectl_reads_it(tmp_path: Path) -> None:
     objects = manifests.load(f)
     assert [o["metadata"]["name"] for o in objects] == ["a", "b"]
     assert objects[0]["data"] == {"op": "=", "day": "2024-01-01"}
+
+
+def test_a_tree_skips_what_is_not_manifests_and_says_so(tmp_path: Path) -> None:
+    (tmp_path / "kind.yaml").write_text(
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes: [{role: control-plane}]\n"
+    )
+    (tmp_path / "broken.yaml").write_text("a: [\n")
+    (tmp_path / "svc.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n"
+    )
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "ci.yaml").write_text("on: push\n")
+    notes: list[str] = []
+    [svc] = manifests.load(tmp_path, notes=notes)
+    assert svc["kind"] == "Service"
+    assert any("are YAML but not Kubernetes objects, skipped: kind.yaml" in n for n in notes), notes
+    assert any("are not valid YAML, skipped: broken.yaml" in n for n in notes), notes
+    assert not any(".github" in n for n in notes)
+
+
+def test_helm_renders_a_chart_given_as_dot_and_never_quotes_a_value(
+    helm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del helm
+    chart = tmp_path / "My_Chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: c\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text('password: "p4ss{{w0rd-hunter2"\n')
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}}\ndata: {x: y}\n"
+    )
+    monkeypatch.chdir(chart)
+    [cm] = manifests.load(Path("."))
+    assert cm["metadata"]["name"] == "my-chart"
+    (chart / "templates" / "bad.yaml").write_text("{{ tpl .Values.password . }}\n")
+    with pytest.raises(ConfigError) as err:
+        manifests.load(Path("."))
+    assert "hunter2" not in str(err.value) and "helm could not render" in str(err.value)

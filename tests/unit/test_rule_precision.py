@@ -178,3 +178,30 @@ def test_pss001_gives_gpu_node_agents_what_they_need_and_nothing_more() -> None:
     assert "runs privileged: root on the node (a device plugin, GFD or DCGM exporter does not need it)" in priv
     # the same needs in an ordinary workload are violations
     assert len(agent("registry.example/logger:1.0", volumes=plugin_dir, container=dcgm)) == 2
+
+
+def test_what_the_schema_accepts_the_rules_read_the_same() -> None:
+    """A GPU limit of ``1e0`` or ``+1`` is valid and one GPU: GPU-002 must not read it as none."""
+    for limit in ("1", "1e0", "+1"):
+        d = _deployment([{"name": "s", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": limit}}}])
+        assert _findings("GPU-002", [d]), limit
+
+
+def test_api001_leaves_custom_resources_that_share_a_builtin_kind_alone() -> None:
+    knative = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "s"}}
+    volcano = {"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "metadata": {"name": "j"}}
+    removed = {"apiVersion": "extensions/v1beta1", "kind": "Deployment", "metadata": {"name": "d"}}
+    assert _findings("API-001", [knative, volcano]) == []
+    [finding] = _findings("API-001", [removed])
+    assert "extensions/v1beta1 Deployment is not served by Kubernetes 1.34; use apps/v1" in finding
+
+
+def test_pss001_reads_null_as_unset_and_a_gpu_path_only_as_itself() -> None:
+    ds = _deployment([{"name": "a", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.0",
+                       "securityContext": {"procMount": None, "seLinuxOptions": {"type": None}}}])  # fmt: skip
+    ds["spec"]["template"]["spec"]["securityContext"] = {"sysctls": None}
+    assert _findings("PSS-001", [ds]) == []
+    ds["spec"]["template"]["spec"]["volumes"] = [{"name": "root", "hostPath": {"path": "/sysroot"}}]
+    assert [f.split(": ", 1)[1] for f in _findings("PSS-001", [ds])] == [
+        "mounts the node's /sysroot (beyond what a GPU node agent needs)"
+    ]
