@@ -150,7 +150,7 @@ def _until_serving(config: dict[str, Any], *, timeout: float = 45.0) -> None:
     from seatrial.chaos import actions
 
     deadline = time.monotonic() + timeout
-    while actions.error_rate(2.0, configuration=config) > 0 and time.monotonic() < deadline:
+    while actions.error_rate(2.0, min_requests=0, configuration=config) > 0 and time.monotonic() < deadline:
         time.sleep(1.0)
 
 
