@@ -46,18 +46,17 @@ def static_inventory(
 def say_unchecked(inv: Inventory, where: str) -> None:
     """Name the kinds no rule read. When that is every object, nothing was judged: a failure to
     read (exit 2), never a pass."""
-    unchecked = inv.unchecked()
-    if not unchecked:
+    summary = inv.unchecked_summary()
+    if summary is None:
         return
-    count = sum(unchecked.values())
-    kinds = ", ".join(f"{k} ({n})" for k, n in unchecked.items())
-    if count == len(inv.objects):
+    what, kinds, everything = summary
+    if everything:
         raise ConfigError(
-            f"nothing in {where} is a kind seatrial checks: {count} object(s) of {len(unchecked)} kind(s): {kinds}",
+            f"nothing in {where} is a kind seatrial checks: {what}: {kinds}",
             hint="custom resources are read only for the workload kinds README lists; name the manifests that "
             "deploy the stack",
         )
-    print(f"seatrial: {count} object(s) of {len(unchecked)} kind(s) not checked: {kinds}", flush=True)
+    print(f"seatrial: {what} not checked: {kinds}", flush=True)
 
 
 def _clean(obj: dict[str, Any]) -> dict[str, Any]:

@@ -43,15 +43,14 @@ def judge_path(path: Path, facts: Facts, values: Sequence[Path] = ()) -> dict[st
     errors = [f"{r.check.id}: {r.reason}" for r in results if r.status == "error"]
     findings = [_finding(r.check.id, r.check.severity, f) for r in results for f in r.findings]
     findings.sort(key=lambda f: (SEVERITIES.index(f["severity"]), f["check"], f["target"]))
-    unchecked = inv.unchecked()
-    if unchecked:
-        kinds = ", ".join(f"{k} ({n})" for k, n in unchecked.items())
-        notes.append(f"{sum(unchecked.values())} object(s) not checked: {kinds}")
+    summary = inv.unchecked_summary()
+    if summary is not None:
+        notes.append(f"{summary[0]} not checked: {summary[1]}")
     out: dict[str, Any] = {"path": str(path), "objects": len(objects), "findings": findings, "notes": notes}
     if errors:
         out["error"] = "a rule failed: " + "; ".join(errors)
-    elif len(unchecked) and sum(unchecked.values()) == len(objects):
-        out["error"] = f"nothing in {path} is a kind seatrial checks"
+    elif summary is not None and summary[2]:
+        out["error"] = f"nothing in {path} is a kind seatrial checks: {summary[0]}: {summary[1]}"
     return out
 
 

@@ -255,12 +255,13 @@ def _tree(
     def under(f: Path, tops: set[Path]) -> bool:
         return f in tops or any(p in tops for p in f.parents)
 
+    chart_dirs = set(charts)
     out: list[dict[str, Any]] = []
     for root in roots:
-        if root not in included and not under(root, set(charts)):
+        if root not in included and not under(root, chart_dirs):
             out += _render_kustomize(root, kubectl, notes)
     for chart in charts:
-        if not under(chart.parent, set(charts)):  # a subchart renders with its parent
+        if not under(chart.parent, chart_dirs):  # a subchart renders with its parent
             out += _render_chart(chart, values, notes)
     skipped: list[str] = []
     unparsable: list[str] = []

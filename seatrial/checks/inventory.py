@@ -245,18 +245,25 @@ class Inventory:
         return out
 
     @functools.cached_property
-    def _homes(self) -> frozenset[str]:
-        return frozenset(ns for _, ns in self._by_home)
-
     def homes(self) -> frozenset[str]:
         """The namespaces the objects land in."""
-        return self._homes
+        return frozenset(ns for _, ns in self._by_home)
 
     def unchecked(self) -> dict[str, int]:
         """Kind -> count of the objects no rule read, once the rules have run. Recorded from what
         the rules asked for, so the list cannot drift from the catalogue: a file of RayClusters
         must say that nothing in it was checked, not pass in silence."""
         return {k: len(v) for k, v in sorted(self._by_kind.items()) if k not in self.asked}
+
+    def unchecked_summary(self) -> tuple[str, str, bool] | None:
+        """What no rule read as ``("2 object(s) of 1 kind(s)", "Prometheus (2)", everything)``,
+        ``everything`` saying nothing was judged at all; None when the rules read everything."""
+        unchecked = self.unchecked()
+        if not unchecked:
+            return None
+        count = sum(unchecked.values())
+        kinds = ", ".join(f"{k} ({n})" for k, n in unchecked.items())
+        return f"{count} object(s) of {len(unchecked)} kind(s)", kinds, count == len(self.objects)
 
     def _role(self, o: Obj) -> str:
         key = f"{o['kind']}/{o['metadata']['name']}"

@@ -100,7 +100,7 @@ def _placeholder(namespace: str, inv: Inventory) -> bool:
     """A subject namespace that is filled in at deploy time (kubebuilder's ``system``, a
     ``${NAMESPACE}`` or ``{{ .Release.Namespace }}`` left unrendered) and names none of the
     stack's namespaces."""
-    if namespace in inv.homes():
+    if namespace in inv.homes:
         return False
     return namespace.lower() in PLACEHOLDERS or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", namespace)
 
