@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, node_selected, schedulable_on, tolerates
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, node_selected, tolerates
 from seatrial.checks.inventory import quantity as q
 from seatrial.checks.model import Finding, Ref
 from seatrial.checks.registry import check
@@ -77,7 +77,7 @@ def gpu_tolerations(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                 yield Finding(
                     "GPU-002", w.ref, "spec.affinity", f"no GPU node with {w.gpus} GPUs matches its node selection"
                 )
-            elif not any(schedulable_on(w, n) for n in targeted):
+            elif not {n.name for n in targeted} & {n.name for n in facts.usable(w)}:
                 taints = sorted({f"{t['key']}:{t['effect']}" for n in targeted for t in n.taints})
                 yield Finding(
                     "GPU-002", w.ref, "spec.tolerations", f"tolerates none of the GPU nodes' taints {', '.join(taints)}"
@@ -135,7 +135,7 @@ def cpu_pods_off_gpu_nodes(inv: Inventory, facts: Facts) -> Iterator[Finding]:
         if w.gpus or w.kind == "DaemonSet" or w.role in ("daemon", "gpu-inference"):  # GPU-004 covers the last
             continue
         if gpu_nodes:
-            landing = [n.name for n in gpu_nodes if schedulable_on(w, n)]
+            landing = [n.name for n in facts.usable(w) if n.gpus > 0]
             if landing:
                 yield Finding(
                     "GPU-005",
@@ -163,7 +163,7 @@ def gpu_capacity(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for w in inv.workloads:
         if not w.gpus or w.replicas is None:
             continue
-        usable = [n for n in facts.nodes if schedulable_on(w, n)]
+        usable = list(facts.usable(w))
         if not usable:
             continue  # nowhere to run at all: GPU-002 names the cause
         capacity = sum(n.gpus // w.gpus for n in usable) * w.gpus
@@ -198,7 +198,7 @@ def gpu_surge(inv: Inventory, facts: Facts) -> Iterator[Finding]:
         if rolling is None or rolling[0] < 1:
             continue
         surge = rolling[0]
-        usable = [n for n in facts.nodes if schedulable_on(w, n)]
+        usable = list(facts.usable(w))
         capacity = sum(n.gpus // w.gpus for n in usable)
         if usable and w.replicas + surge > capacity:  # no usable node at all: GPU-002 says so
             yield Finding(

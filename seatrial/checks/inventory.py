@@ -9,6 +9,7 @@ from the shape of the object (a DaemonSet is a daemon, a Job is batch).
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -188,10 +189,24 @@ class Facts:
     nodes: tuple[Node, ...] = ()
     source: str = "none"
     model_load_seconds: float = 60.0  # what a GPU-inference startup must survive (profile may set it)
+    _usable: dict[str, tuple[Node, ...]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def known(self) -> bool:
         return bool(self.nodes)
+
+    def usable(self, w: Workload) -> tuple[Node, ...]:
+        """The nodes ``w``'s pods may be scheduled on. Hundreds of workloads ask it of a thousand
+        nodes, and they share a handful of placements (the GPU tier, the CPU tier, spot jobs), so
+        each placement is worked out once."""
+        affinity = ((w.pod.get("affinity") or {}).get("nodeAffinity") or {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        )
+        key = json.dumps([w.pod.get("nodeSelector"), affinity, w.tolerations, w.gpus], sort_keys=True, default=str)
+        found = self._usable.get(key)
+        if found is None:
+            found = self._usable[key] = tuple(n for n in self.nodes if schedulable_on(w, n))
+        return found
 
 
 def home(o: Obj) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory, Workload, schedulable_on, selector_matches
+from seatrial.checks.inventory import Facts, Inventory, Workload, selector_matches
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
 
@@ -64,7 +64,7 @@ def spread_satisfiable(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for w in inv.workloads:
         if not w.replicas or w.replicas < 2:
             continue
-        eligible = [n for n in facts.nodes if schedulable_on(w, n)]
+        eligible = facts.usable(w)
         if not eligible:
             continue  # not a spread problem: the pod fits no node at all
         for t in _anti_affinity(w, "requiredDuringSchedulingIgnoredDuringExecution"):
