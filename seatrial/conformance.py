@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -98,19 +99,27 @@ def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str,
     out: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}} for ns in namespaces
     ]
-    for ns in namespaces:
-        for api_version, kind, lister in listers:
-            with kube.translate(f"listing {kind} in {ns}"):
-                items = lister(ns, resource_version="0").items  # from the watch cache: one request, any size
-            for item in items:
-                obj = kube.as_dict(item)
-                obj.update(apiVersion=api_version, kind=kind)
-                if kind == "ConfigMap" and obj["metadata"]["name"] == "kube-root-ca.crt":
-                    continue
-                out.append(_clean(obj))
+
+    def read(ns: str, api_version: str, kind: str, lister: Callable[..., Any]) -> list[dict[str, Any]]:
+        with kube.translate(f"listing {kind} in {ns}"):
+            items = kube.list_items(lister, ns, resource_version="0")  # from the watch cache: one request, any size
+        got = []
+        for obj in items:
+            obj.update(apiVersion=api_version, kind=kind)
+            if kind == "ConfigMap" and (obj.get("metadata") or {}).get("name") == "kube-root-ca.crt":
+                continue
+            got.append(_clean(obj))
+        return got
+
+    # one request per kind and namespace, whatever their size; the requests of many namespaces
+    # overlap (the server answers them from its cache while the last answer is being parsed)
+    calls = [(ns, *lister) for ns in namespaces for lister in listers]
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(calls)))) as pool:
+        for got in pool.map(lambda c: read(*c), calls):
+            out.extend(got)
     with kube.translate("listing cluster role bindings"):
-        crbs = [kube.as_dict(b) for b in rbac.list_cluster_role_binding(resource_version="0").items]
-        roles = {kube.name_of(r): kube.as_dict(r) for r in rbac.list_cluster_role(resource_version="0").items}
+        crbs = kube.list_items(rbac.list_cluster_role_binding, resource_version="0")
+        roles = {r["metadata"]["name"]: r for r in kube.list_items(rbac.list_cluster_role, resource_version="0")}
     for b in crbs:
         if any(s.get("kind") == "ServiceAccount" and s.get("namespace") in namespaces for s in b.get("subjects") or []):
             out.append({**b, "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding"})

@@ -6,6 +6,7 @@ Nothing above this module sees a ``kubernetes`` exception: a bad kubeconfig is a
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from collections import Counter
@@ -238,6 +239,19 @@ def node_ready(node: Any) -> bool:
 
 
 _SERIALIZER = client.ApiClient()
+
+
+def list_items(lister: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """A list call's items as the API sent them (JSON), never built into typed models: the
+    client's models cost about a millisecond a pod to build and as much again to turn back into
+    a dict, which is most of a 10,000-pod inventory's time."""
+    resp = lister(*args, _preload_content=False, **kwargs)
+    try:
+        body = json.loads(resp.data)
+    except ValueError as exc:
+        raise ClusterError(f"the API server sent a list that is not JSON: {exc}") from None
+    items = body.get("items") if isinstance(body, dict) else None
+    return [i for i in items or [] if isinstance(i, dict)]
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -49,10 +49,8 @@ def from_cluster(api: client.ApiClient, *, model_load_seconds: float = 60.0) -> 
     from seatrial import kube
 
     with kube.translate("listing nodes"):
-        items = client.CoreV1Api(api).list_node(resource_version="0").items
-    return Facts(
-        tuple(node_of(kube.as_dict(n)) for n in items), source="live cluster", model_load_seconds=model_load_seconds
-    )
+        items = kube.list_items(client.CoreV1Api(api).list_node, resource_version="0")
+    return Facts(tuple(node_of(n) for n in items), source="live cluster", model_load_seconds=model_load_seconds)
 
 
 def from_objects(objs: Iterable[Mapping[str, Any]], source: str) -> Facts:

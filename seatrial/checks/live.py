@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from seatrial import kube, load, runs, workloads
-from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, ref_of, schedulable_on, selector_matches
+from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, ref_of, selector_matches
 from seatrial.checks.model import Finding, Skip
 from seatrial.checks.pdb import _pdbs, allowed
 from seatrial.checks.registry import action, check
@@ -105,11 +105,13 @@ def gpu_placement(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 )
 def placement_survives(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     zone_of = {n.name: n.zone for n in facts.nodes}
-    pods = _live_pods(inv)
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for p in _live_pods(inv):  # a workload's pods are in its namespace: no scan of every pod per workload
+        by_namespace.setdefault(p["metadata"].get("namespace", ""), []).append(p)
     for w in inv.workloads:
         if not w.replicas or w.replicas < 2:
             continue
-        mine = [p for p in pods if p["metadata"].get("namespace") == w.namespace and _owned_by(p, w)]
+        mine = [p for p in by_namespace.get(w.namespace, []) if _owned_by(p, w)]
         if not mine:
             continue
         budget = _pdbs(inv, w)
@@ -213,7 +215,7 @@ def gpu_past_capacity(live: Live) -> Iterator[Finding]:
 
 
 def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
-    usable = [n for n in live.facts.nodes if schedulable_on(w, n)]
+    usable = list(live.facts.usable(w))
     if not usable:
         return  # fits no node at all: GPU-002's finding
     before = _pods_on(live, [n.name for n in usable])
