@@ -1,26 +1,24 @@
-"""Plots a person reads at a glance: what a fault did to traffic, and where a run's findings are.
+"""A plot a person reads at a glance: what a fault did to traffic.
 
 ``timeline`` takes the raw request log of a load run (start time, latency, ok) plus the fault
 window and the chaos actions, and draws requests/s, error rate and p50/p95/p99 latency per second
-with the fault shaded and each action marked. ``findings_by_family`` draws a run's check results
-by family. Both write PNGs with the non-interactive Agg backend (no display needed).
+with the fault shaded and each action marked, as a PNG from the non-interactive Agg backend (no
+display needed). A run's findings by family are drawn without matplotlib (``report.chart``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 
-from seatrial.checks.registry import FAMILIES
 from seatrial.load import Event, Sample, per_second
 
-__all__ = ["Event", "Sample", "findings_by_family", "per_second", "timeline"]
+__all__ = ["Event", "Sample", "per_second", "timeline"]
 
 
 def timeline(
@@ -61,33 +59,6 @@ def timeline(
         ax_rps.annotate(e.label, (e.t, ax_rps.get_ylim()[1]), rotation=90, va="top", ha="right", fontsize=8)
     failed = sum(not s.ok for s in samples)
     fig.suptitle(f"{title} — {len(samples)} requests, {failed} failed")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
-
-
-def findings_by_family(statuses: Iterable[tuple[str, str]], out: Path, *, title: str) -> Path:
-    """``statuses``: (family, status) per check; one stacked bar per family."""
-    order = ("failed", "error", "reported", "waived", "passed", "skipped")
-    colors = {"failed": "#d62728", "error": "#8c564b", "reported": "#ff7f0e", "waived": "#bcbd22",
-              "passed": "#2ca02c", "skipped": "#c7c7c7"}  # fmt: skip
-    counts = {f: dict.fromkeys(order, 0) for f in FAMILIES}
-    for family, status in statuses:
-        counts.setdefault(family, dict.fromkeys(order, 0))[status] += 1
-    names = [FAMILIES.get(f, f) for f in counts]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    left = [0] * len(names)
-    for status in order:
-        widths = [counts[f][status] for f in counts]
-        ax.barh(names, widths, left=left, color=colors[status], label=status)
-        left = [a + b for a, b in zip(left, widths, strict=True)]
-    ax.invert_yaxis()
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("checks")
-    ax.legend(loc="lower right", fontsize=8, ncol=3)
-    ax.set_title(title)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

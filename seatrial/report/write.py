@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from seatrial import load
+from seatrial.report import chart
 from seatrial.report.allure import write_allure
 from seatrial.report.junit import junit_xml
 from seatrial.report.model import Attachment, Run
@@ -31,8 +32,6 @@ def write(run: Run, root: Path, *, secrets: Iterable[str] = ()) -> Path:
     secrets = list(secrets)
     out = root / run.run_id
     out.mkdir(parents=True, exist_ok=True)
-    from seatrial import plots
-
     for j in run.judged:
         for a in j.attachments:
             _write_attachment(a, out / evidence_dir(j), secrets)
@@ -40,6 +39,8 @@ def write(run: Run, root: Path, *, secrets: Iterable[str] = ()) -> Path:
         d = out / exp_dir(e)
         d.mkdir(parents=True, exist_ok=True)
         if e.samples:
+            from seatrial import plots  # matplotlib: only a run with load pays its import
+
             load.write_log(e.samples, d / "requests.csv")
             plots.timeline(
                 e.samples,
@@ -55,12 +56,12 @@ def write(run: Run, root: Path, *, secrets: Iterable[str] = ()) -> Path:
     (out / "junit.xml").write_text(redact(junit_xml(run), secrets) + "\n")
     summary = summary_md(run)
     if run.judged:
-        plots.findings_by_family(
+        chart.write(
             ((j.result.check.family, j.status) for j in run.judged),
-            out / "findings-by-family.png",
+            out / "findings-by-family.svg",
             title=f"{run.kind} {run.run_id}",
         )
-        summary += "\n![findings by family](findings-by-family.png)\n"
+        summary += "\n![findings by family](findings-by-family.svg)\n"
     (out / "summary.md").write_text(redact(summary, secrets))
     write_allure(run, out / "allure-results", secrets=secrets)
     latest = root / "latest"
