@@ -8,9 +8,11 @@ building now.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import statistics
 import tempfile
 import time
@@ -21,6 +23,8 @@ from seatrial.cluster import build, images
 from seatrial.cluster.local import LocalCluster, Ports, repo_root
 from seatrial.cluster.pools import load_pool_file
 from seatrial.errors import ConfigError, SeatrialError
+from seatrial.scalebench import scale_rows
+from seatrial.staticbench import peer_rows, static_rows
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 Row = tuple[str, str, str]
@@ -265,50 +269,6 @@ def _measure(
     return rows
 
 
-STATIC_SIZES = (1_000, 10_000, 100_000)
-
-
-def static_rows(sizes: tuple[int, ...] = STATIC_SIZES) -> list[Row]:
-    """Static conformance as users run it (the whole suite, reports written) over synthetic
-    stacks of growing size: wall time and the run's peak RSS, read from the child's own rusage.
-    Every rule must stay near-linear; a scan per workload once made 131,577 Deployments run for
-    more than 15 minutes."""
-    import subprocess
-    import sys
-
-    import yaml
-
-    from seatrial import synth
-
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="seatrial-bench-static-") as tmp:
-        for n in sizes:
-            objects = synth.stack(n)
-            path = Path(tmp) / f"stack-{n}.yaml"
-            with path.open("w") as f:
-                yaml.dump_all(objects, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
-            argv = [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q"]
-            argv += ["--static", str(path), "--report-dir", str(Path(tmp) / "reports")]
-            t0 = time.monotonic()
-            proc = subprocess.Popen(argv, cwd=repo_root(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _, status, usage = os.wait4(proc.pid, 0)
-            seconds = time.monotonic() - t0
-            code = os.waitstatus_to_exitcode(status)
-            if code not in (0, 1):
-                err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
-                raise SeatrialError(f"static conformance over {len(objects)} objects ended with {code}: {err}")
-            mib = path.stat().st_size / 2**20
-            goal = "goal ≤ 60 s, ≤ 1 GiB" if n >= 100_000 else ""
-            rows.append(
-                (
-                    f"conformance static: {len(objects):,} objects ({mib:.0f} MiB of YAML)",
-                    f"{seconds:.1f} s, {usage.ru_maxrss / 1024:.0f} MiB",
-                    goal,
-                )
-            )
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="seatrial.bench")
     ap.add_argument("--runs", type=int, default=3, help="warm bring-ups to time (median reported)")
@@ -316,20 +276,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "what",
         nargs="*",
-        metavar="repeat N | static",
-        help="repeat N: judge one stack N times, count verdicts that differ; static: only the static scale rows",
+        metavar="repeat N | static | peers | scale",
+        help="repeat N: judge one stack N times, count verdicts that differ; static: only the static scale rows; "
+        "peers: static speed against kube-score on the same files; "
+        "scale: the live catalogue over 1,000 simulated nodes at 1,000 and 10,000 pods",
     )
     args = ap.parse_args(argv)
+    # the bench starts clusters of its own in a temporary directory: whatever stops it (Ctrl-C,
+    # kill, a CI timeout) must unwind through the ``finally`` that takes them down. A shell's
+    # background job starts with SIGINT ignored, and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
     rows: list[Row] = []
-    if args.what == ["static"]:
+    if args.what in (["static"], ["scale"], ["peers"]):
         try:
-            _table(static_rows())
+            if args.what == ["scale"]:
+                _machine_to_itself()
+                rows = scale_rows()
+            else:
+                rows = peer_rows(args.runs + 2) if args.what == ["peers"] else static_rows()
         except SeatrialError as exc:
             print(f"seatrial: error: {exc}")
             return int(exc.exit_code)
+        _table(rows, args.what[0])
         return 0
     if args.what and (len(args.what) != 2 or args.what[0] != "repeat" or not args.what[1].isdigit()):
-        print(f"seatrial: error: expected 'repeat N' with N ≥ 2 or 'static', got {' '.join(args.what)!r}")
+        given = " ".join(args.what)
+        print(f"seatrial: error: expected 'repeat N' with N ≥ 2, 'static', 'peers' or 'scale', got {given!r}")
         return 2
     try:
         if args.what:
@@ -337,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ConfigError(f"repeat needs at least 2 runs to compare, got {args.what[1]}")
             _machine_to_itself()
             rows = repeat(int(args.what[1]))
-            _table(rows)
+            _table(rows, "repeat")
             return 0
         started = time.monotonic()
         cached = build.cached_binaries() is not None
@@ -352,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"last cold {what}", f"{rec['seconds']} s", f"at {rec['at']}"))
         _machine_to_itself()
         rows += static_rows()
+        rows += peer_rows(args.runs + 2)
         with tempfile.TemporaryDirectory(prefix="seatrial-bench-") as tmp:
             simulated = Path(tmp) / "simulated-pools"
             simulated.mkdir()
@@ -373,11 +347,17 @@ def main(argv: list[str] | None = None) -> int:
                     idle_window=args.idle_window,
                     with_stack=pools == pools_dir,
                 )
+        rows += scale_rows()
     except SeatrialError as exc:
         print(f"seatrial: error: {exc}")
         return int(exc.exit_code)
-    _table(rows)
+    _table(rows, "all")
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    del frame
+    raise SystemExit(128 + signum)
 
 
 def _machine_to_itself() -> None:
@@ -389,12 +369,34 @@ def _machine_to_itself() -> None:
         )
 
 
-def _table(rows: list[Row]) -> None:
+def _table(rows: list[Row], what: str) -> None:
+    """Print the table and keep it in ``reports/bench.json`` with the machine it was measured on
+    (the README's performance section quotes it)."""
     width = max(len(r[0]) for r in rows)
     print(f"\n| {'benchmark':<{width}} | {'value':>16} | note")
     print(f"|{'-' * (width + 2)}|{'-' * 18}|------")
     for name, value, note in rows:
         print(f"| {name:<{width}} | {value:>16} | {note}")
+    out = repo_root() / "reports" / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "what": what,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "rows": [{"benchmark": n, "value": v, "note": note} for n, v, note in rows],
+    }
+    out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nseatrial: bench: written to {out}")
+
+
+def machine() -> dict[str, Any]:
+    """Cores, memory, CPU model and kernel: a figure means nothing without them."""
+    model = ""
+    with contextlib.suppress(OSError):
+        model = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                      if ln.startswith("model name")), "")  # fmt: skip
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cores": os.cpu_count(), "memory_gib": round(memory, 1), "cpu": model, "kernel": os.uname().release}
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Nothing above this module sees a ``kubernetes`` exception: a bad kubeconfig is a
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.parse
 from collections import Counter
@@ -65,9 +66,11 @@ class CountingApiClient(client.ApiClient):
     def __init__(self, cfg: client.Configuration) -> None:
         super().__init__(cfg)
         self.requests: Counter[str] = Counter()
+        self._counting = threading.Lock()  # lists run in threads; a lost increment would fake a difference
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        self.requests[request_kind(method, url)] += 1
+        with self._counting:
+            self.requests[request_kind(method, url)] += 1
         return super().call_api(method, url, *args, **kwargs)
 
 

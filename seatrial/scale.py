@@ -92,10 +92,10 @@ APPS = (
     App("embed", "Deployment", "gpu-inference", 24, gpu="on-demand"),
     App("gateway", "Deployment", "serving", 30),
     App("router", "Deployment", "serving", 24),
-    App("worker", "Deployment", "serving", 30),
+    App("worker", "Deployment", "serving", 60),
     App("redis", "StatefulSet", "stateful", 0),
     App("etcd", "StatefulSet", "stateful", 0),
-    App("finetune", "Job", "batch", 30, gpu="spot"),
+    App("finetune", "Job", "batch", 0, gpu="spot"),
     App("tokenize", "Job", "batch", 0),
     App("eval", "CronJob", "batch", 0),
 )
@@ -121,6 +121,8 @@ def replicas(pods: int, nodes: int = 1_000) -> dict[str, int]:
     least 1,000 plus a monitoring pod per H100 node: two of each workload, three of each store)."""
     per_ns = max(0, pods - monitored_nodes(nodes)) // NAMESPACES
     out = {a.name: QUORUM if a.kind == "StatefulSet" else 0 if a.kind == "CronJob" else 2 for a in APPS}
+    # Jobs keep their two pods at any size: simulated pods of a Job succeed at once, and a
+    # complete Job starts no new ones when its parallelism grows
     room = max(0, per_ns - sum(out.values()))
     weights = sum(a.weight for a in APPS)
     for a in APPS:
@@ -135,7 +137,8 @@ def monitored_nodes(nodes: int = 1_000) -> int:
 
 
 def expected_pods(pods: int, nodes: int = 1_000) -> int:
-    """The pods the stack will run: the teams' replicas and one monitoring pod per H100 node."""
+    """The pods the stack will have (running, or succeeded for Jobs): the teams' replicas and
+    one monitoring pod per H100 node."""
     return sum(replicas(pods, nodes).values()) * NAMESPACES + monitored_nodes(nodes)
 
 
@@ -277,9 +280,7 @@ def _workload(app: App, ns: str, count: int, defect: str) -> dict[str, Any]:
                 {"metadata": {"name": STORE_DATA}, "spec": claim | {"storageClassName": STORAGE_CLASS}}
             ]
         return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": spec}
-    # no completions: they cannot change once set, and the bench grows the stack by replicas and
-    # parallelism alone (a Job without them runs ``parallelism`` pods until one succeeds)
-    job: dict[str, Any] = {"backoffLimit": 2, "parallelism": count, "template": template}
+    job: dict[str, Any] = {"backoffLimit": 2, "parallelism": count, "completions": count, "template": template}
     if app.kind == "Job":
         return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job}
     cron = {"schedule": "0 3 * * *", "concurrencyPolicy": "Forbid", "suspend": True, "jobTemplate": {"spec": job}}

@@ -410,6 +410,42 @@ def build_helm(*, root: Path | None = None) -> Path:
     return _go_install("helm", versions.HELM, "helm.sh/helm/v4/cmd/helm", "helm", root=root, note="a few minutes cold")
 
 
+def build_kube_score(*, root: Path | None = None) -> Path:
+    """kube-score, for the benchmark's same-run comparison with a peer (never needed to run seatrial)."""
+    return _go_install(
+        "kube-score",
+        versions.KUBE_SCORE,
+        "github.com/zegl/kube-score/cmd/kube-score",
+        "kube-score",
+        root=root,
+        note="about a minute cold",
+    )
+
+
+KUBE_LINTER_MODULE = "golang.stackrox.io/kube-linter"
+
+
+def build_kube_linter(*, root: Path | None = None) -> Path:
+    """kube-linter, for the benchmark's comparison. Its module calls itself golang.stackrox.io/…,
+    a path the Go module proxy here refuses; the same tagged release is served under its GitHub
+    path, so a wrapper module replaces the one with the other."""
+    version = versions.KUBE_LINTER
+    recipe = Recipe("kube-linter", version, "kube-linter", f"{KUBE_LINTER_MODULE}/cmd/kube-linter", "-s -w",
+                    {"CGO_ENABLED": "0"})  # fmt: skip
+
+    def go_mod(go: str, work: Path, log: Path, env: dict[str, str]) -> str:
+        del go, work, log, env
+        return (
+            f"module seatrial.local/kubelinter\n\ngo {versions.GO_DIRECTIVE}\n\n"
+            f"require {KUBE_LINTER_MODULE} {version}\n\n"
+            f"replace {KUBE_LINTER_MODULE} => github.com/stackrox/kube-linter {version}\n"
+        )
+
+    return _build_wrapper("kube-linter", version, [recipe], go_mod=go_mod, root=root, note="about two minutes cold")[
+        "kube-linter"
+    ]
+
+
 def build_coredns(*, root: Path | None = None) -> Path:
     return _go_install(
         "coredns", versions.COREDNS, "github.com/coredns/coredns", "coredns", root=root, note="a few minutes cold"

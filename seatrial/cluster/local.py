@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,7 @@ class LocalCluster:
         ports: Ports | None = None,
         cache: Path | None = None,
         node_monitor_grace: int = 20,
+        unthrottled: bool = False,
     ) -> None:
         root = repo_root()
         self.state = (state or Path(os.environ.get("SEATRIAL_CLUSTER_DIR") or root / ".cluster")).resolve()
@@ -159,6 +161,10 @@ class LocalCluster:
         self.ports = ports or self._saved_ports(saved) or Ports.from_env()
         self.cache = cache
         self.node_monitor_grace = node_monitor_grace
+        # the scale profile's thousands of pods: the controller manager's and scheduler's
+        # client-side limits (20 and 50 requests/s) would pace them, not the cluster (kwokctl
+        # lifts them the same way for its own scale tests)
+        self.unthrottled = unthrottled
         self.run = self.state / "run"
         self.pki_dir = self.state / "pki"
         self.kubeconfig = self.state / "kubeconfig"
@@ -480,6 +486,7 @@ class LocalCluster:
                     "--node-monitor-period=2s",
                     "--profiling=false",
                     "--v=0",
+                    *self._client_limits(),
                 ],
             ),
             ProcessSpec(
@@ -493,6 +500,7 @@ class LocalCluster:
                     *_serving_client_flags(kcfg["scheduler"], p.scheduler, run / "scheduler-certs"),
                     "--leader-elect=false",
                     "--profiling=false",
+                    *self._client_limits(),
                 ],
             ),
             ProcessSpec(
@@ -513,6 +521,9 @@ class LocalCluster:
             ),
         ]
 
+    def _client_limits(self) -> list[str]:
+        return ["--kube-api-qps=5000", "--kube-api-burst=10000"] if self.unthrottled else []
+
     def _kwok_config(self) -> Path:
         """An explicit config, so a user's ~/.kwok/kwok.yaml never changes our simulated nodes."""
         path = self.run / "kwok.yaml"
@@ -531,11 +542,15 @@ class LocalCluster:
         wanted = pools.render_nodes(node_pools, kubelet_version=versions.KUBERNETES)
         with kube.translate("listing nodes"):
             have = {kube.name_of(n) for n in core.list_node().items}
-        for node in wanted:
-            if node["metadata"]["name"] in have:
-                continue
+
+        def create(node: dict[str, Any]) -> None:
             with kube.translate(f"creating node {node['metadata']['name']}"):
                 core.create_node(client.V1Node.model_validate(node))
+
+        # a thousand nodes (the scale profile) one request at a time would take longer than
+        # kwok takes to make them Ready
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(create, [n for n in wanted if n["metadata"]["name"] not in have]))
         names = {n["metadata"]["name"] for n in wanted}
         say(f"waiting for {len(names)} simulated nodes in {sum(not p.real for p in node_pools)} pools to be Ready")
 

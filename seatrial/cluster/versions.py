@@ -20,6 +20,11 @@ COREDNS = "v1.14.7"
 HELM = "v4.3.2"
 """Renders Helm charts for static mode; built on first use, when no ``helm`` is on PATH."""
 
+KUBE_SCORE = "v1.20.0"
+KUBE_LINTER = "v0.8.3"
+"""The peer static checkers ``nox -s bench -- peers`` runs beside seatrial on the same files
+(Polaris would be the third; the Go module proxy here serves none of its versions)."""
+
 GO_DIRECTIVE = "1.24.0"
 GODEBUG_DEFAULT = "go1.24"
 """Copied from k8s.io/kubernetes' go.mod so a newer Go keeps the runtime defaults it expects."""

@@ -3,6 +3,10 @@ the same in every run, including one a run did not produce at all."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from seatrial.bench import differing
 
 
@@ -23,3 +27,26 @@ def test_a_verdict_that_changes_is_named_with_its_sequence() -> None:
 def test_a_verdict_missing_from_one_run_counts_as_differing() -> None:
     runs = [{"chaos gpu-fault": "passed"}, {}]
     assert differing(runs) == {"chaos gpu-fault": ["passed", "absent"]}
+
+
+def test_the_table_is_kept_with_the_machine_it_was_measured_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from seatrial import bench
+
+    monkeypatch.setattr(bench, "repo_root", lambda: tmp_path)
+    bench._table([("warm bring-up", "4.2 s", "goal ≤ 10 s")], "all")
+    doc = json.loads((tmp_path / "reports" / "bench.json").read_text())
+    assert doc["rows"] == [{"benchmark": "warm bring-up", "value": "4.2 s", "note": "goal ≤ 10 s"}]
+    assert doc["machine"]["cores"] >= 1 and doc["machine"]["memory_gib"] > 0
+    assert "| warm bring-up" in capsys.readouterr().out
+
+
+def test_an_unknown_bench_is_refused_with_what_exists(capsys: pytest.CaptureFixture[str]) -> None:
+    from seatrial import bench
+
+    assert bench.main(["speed"]) == 2
+    out = capsys.readouterr().out
+    assert "'static', 'peers' or 'scale'" in out and "speed" in out
