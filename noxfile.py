@@ -103,8 +103,8 @@ def chaos(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Print the benchmark table: build times, warm bring-up, idle footprint."""
-    _install(session)
+    """Print the benchmark table and keep it in reports/bench.json (nox -s bench -- static|peers|scale|repeat N)."""
+    _install(session, "test")  # it runs the conformance suite (pytest and its plugins) as users do
     session.run("python", "-m", "seatrial.bench", *session.posargs, env={"PYTHONUNBUFFERED": "1"})
 
 

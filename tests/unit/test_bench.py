@@ -50,3 +50,11 @@ def test_an_unknown_bench_is_refused_with_what_exists(capsys: pytest.CaptureFixt
     assert bench.main(["speed"]) == 2
     out = capsys.readouterr().out
     assert "'static', 'peers' or 'scale'" in out and "speed" in out
+
+
+def test_the_bench_session_installs_what_its_conformance_runs_need() -> None:
+    """The bench runs the conformance suite as users do, so its session needs the test extra
+    (pytest-timeout): without it a fresh clone's ``nox -s bench`` died on its first row."""
+    source = (Path(__file__).parents[2] / "noxfile.py").read_text()
+    body = source[source.index("def bench(") :].split("\n@nox.session", 1)[0]
+    assert '_install(session, "test")' in body
