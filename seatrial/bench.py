@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copy2(f, simulated / f.name)
             configs = [
                 ("simulated pools only", simulated, args.runs, "goal ≤ 10 s"),
-                ("with real nodes", pools_dir, max(1, args.runs - 1), "goal: real nodes Ready ≤ 20 s"),
+                ("with real nodes", pools_dir, max(1, args.runs - 1), "goal ≤ 15 s"),
             ]
             for label, pools, runs, goal in configs:
                 rows += _measure(
@@ -372,9 +373,30 @@ def _machine_to_itself() -> None:
         )
 
 
+_GOAL = re.compile(r"goal[^≤;]*≤ (\d+(?:\.\d+)?) ?(s|min|MiB|GiB|%)")
+_VALUE = re.compile(r"^(\d[\d,]*(?:\.\d+)?) ?(s|min|MiB|GiB|%)")
+_UNIT = {"s": 1.0, "min": 60.0, "MiB": 1.0, "GiB": 1024.0, "%": 1.0}
+
+
+def against_goal(value: str, note: str) -> str:
+    """``met``, or ``missed by 4.9 s (+33 %)``: a goal the table names is judged in the table,
+    never left to the reader. Empty when the note names no goal with a number."""
+    goal, got = _GOAL.search(note), _VALUE.match(value)
+    if not goal or not got:
+        return ""
+    limit = float(goal.group(1)) * _UNIT[goal.group(2)]
+    have = float(got.group(1).replace(",", "")) * _UNIT[got.group(2)]
+    if have <= limit:
+        return "met"
+    unit = got.group(2)
+    over = (have - limit) / _UNIT[unit]
+    return f"missed by {over:.1f} {unit} (+{100 * (have - limit) / limit:.0f} %)"
+
+
 def _table(rows: list[Row], what: str) -> None:
     """Print the table and keep it in ``reports/bench.json`` with the machine it was measured on
     (the README's performance section quotes it)."""
+    rows = [(n, v, f"{note}: {verdict}" if (verdict := against_goal(v, note)) else note) for n, v, note in rows]
     width = max(len(r[0]) for r in rows)
     print(f"\n| {'benchmark':<{width}} | {'value':>16} | note")
     print(f"|{'-' * (width + 2)}|{'-' * 18}|------")

@@ -39,7 +39,7 @@ def test_the_table_is_kept_with_the_machine_it_was_measured_on(
     monkeypatch.setattr(bench, "repo_root", lambda: tmp_path)
     bench._table([("warm bring-up", "4.2 s", "goal ≤ 10 s")], "all")
     doc = json.loads((tmp_path / "reports" / "bench.json").read_text())
-    assert doc["rows"] == [{"benchmark": "warm bring-up", "value": "4.2 s", "note": "goal ≤ 10 s"}]
+    assert doc["rows"] == [{"benchmark": "warm bring-up", "value": "4.2 s", "note": "goal ≤ 10 s: met"}]
     assert doc["machine"]["cores"] >= 1 and doc["machine"]["memory_gib"] > 0
     assert "| warm bring-up" in capsys.readouterr().out
 
@@ -58,3 +58,21 @@ def test_the_bench_session_installs_what_its_conformance_runs_need() -> None:
     source = (Path(__file__).parents[2] / "noxfile.py").read_text()
     body = source[source.index("def bench(") :].split("\n@nox.session", 1)[0]
     assert '_install(session, "test")' in body
+
+
+@pytest.mark.parametrize(
+    ("value", "note", "verdict"),
+    [
+        ("9.6 s", "goal ≤ 30 s; reading 7.5 s", "met"),
+        ("19.9 s", "goal ≤ 15 s", "missed by 4.9 s (+33 %)"),
+        ("368 MiB", "goal ≤ 500 MiB", "met"),
+        ("3,200 MiB", "goal ≤ 3 GiB", "missed by 128.0 MiB (+4 %)"),
+        ("540 s", "goal ≤ 8 min", "missed by 60.0 s (+12 %)"),
+        ("820", "list pods 51", ""),
+        ("the same", "goal: the same", ""),
+    ],
+)
+def test_a_goal_is_judged_in_the_table(value: str, note: str, verdict: str) -> None:
+    from seatrial.bench import against_goal
+
+    assert against_goal(value, note) == verdict
