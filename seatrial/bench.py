@@ -141,7 +141,9 @@ def _experiment_rows(where: Any) -> list[Row]:
                 (
                     f"chaos {path.stem}: wall time ({e.overall.requests} requests, {e.status})",
                     f"{wall:.1f} s",
-                    f"beyond the fault window: {wall - window:.1f} s (goal ≤ 15 s)",
+                    # the goal is the overhead's, not the wall time's: judged here, on it
+                    f"beyond the fault window: {wall - window:.1f} s, its goal 15 s: "
+                    + against_goal(f"{wall - window:.1f} s", "goal ≤ 15 s"),
                 )
             )
     rows.append(("chaos: the workload experiments together", f"{totals['workload']:.0f} s", "goal ≤ 8 min"))
@@ -286,13 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         "scale: the live catalogue over 1,000 simulated nodes at 1,000 and 10,000 pods",
     )
     args = ap.parse_args(argv)
-    # the bench starts clusters of its own in a temporary directory: whatever stops it (Ctrl-C,
-    # kill, a CI timeout) must unwind through the ``finally`` that takes them down. A shell's
-    # background job starts with SIGINT ignored, and Python then never raises KeyboardInterrupt.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _stop)
     rows: list[Row] = []
     if args.what in (["static"], ["scale"], ["peers"]):
+        _unwind_on_signals()
         try:
             if args.what == ["scale"]:
                 _machine_to_itself()
@@ -308,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         given = " ".join(args.what)
         print(f"seatrial: error: expected 'repeat N' with N ≥ 2, 'static', 'peers' or 'scale', got {given!r}")
         return 2
+    _unwind_on_signals()
     try:
         if args.what:
             if int(args.what[1]) < 2:
@@ -353,10 +352,20 @@ def main(argv: list[str] | None = None) -> int:
                 )
         rows += scale_rows()
     except SeatrialError as exc:
+        if rows:  # twenty minutes of figures are worth keeping when the last part fails
+            _table(rows, "all (stopped early)")
         print(f"seatrial: error: {exc}")
         return int(exc.exit_code)
     _table(rows, "all")
     return 0
+
+
+def _unwind_on_signals() -> None:
+    """The bench starts clusters of its own in a temporary directory: whatever stops it (Ctrl-C,
+    kill, a CI timeout) must unwind through the ``finally`` that takes them down. A shell's
+    background job starts with SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop)
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -373,24 +382,34 @@ def _machine_to_itself() -> None:
         )
 
 
-_GOAL = re.compile(r"goal[^≤;]*≤ (\d+(?:\.\d+)?) ?(s|min|MiB|GiB|%)")
-_VALUE = re.compile(r"^(\d[\d,]*(?:\.\d+)?) ?(s|min|MiB|GiB|%)")
-_UNIT = {"s": 1.0, "min": 60.0, "MiB": 1.0, "GiB": 1024.0, "%": 1.0}
+_GOAL = re.compile(r"≤ (\d+(?:\.\d+)?) ?(s|min|MiB|GiB|%)")
+_VALUE = re.compile(r"(\d[\d,]*(?:\.\d+)?) ?(s|min|MiB|GiB|%)")
+_UNIT = {"s": (1.0, "time"), "min": (60.0, "time"), "MiB": (1.0, "memory"), "GiB": (1024.0, "memory"), "%": (1.0, "%")}
 
 
 def against_goal(value: str, note: str) -> str:
     """``met``, or ``missed by 4.9 s (+33 %)``: a goal the table names is judged in the table,
-    never left to the reader. Empty when the note names no goal with a number."""
-    goal, got = _GOAL.search(note), _VALUE.match(value)
-    if not goal or not got:
+    never left to the reader. Each goal after ``goal`` in the note (``goal ≤ 60 s, ≤ 1 GiB``) is
+    judged against the figure of the value in the same kind of unit; empty when none applies."""
+    if "goal" not in note:
         return ""
-    limit = float(goal.group(1)) * _UNIT[goal.group(2)]
-    have = float(got.group(1).replace(",", "")) * _UNIT[got.group(2)]
-    if have <= limit:
-        return "met"
-    unit = got.group(2)
-    over = (have - limit) / _UNIT[unit]
-    return f"missed by {over:.1f} {unit} (+{100 * (have - limit) / limit:.0f} %)"
+    figures = {_UNIT[u][1]: (float(n.replace(",", "")) * _UNIT[u][0], u) for n, u in _VALUE.findall(value)}
+    verdicts = []
+    for limit_text, unit in _GOAL.findall(note[note.index("goal") :]):
+        scale, kind = _UNIT[unit]
+        if kind not in figures:
+            continue
+        have, shown = figures[kind]
+        limit = float(limit_text) * scale
+        if have > limit:
+            over = (have - limit) / _UNIT[shown][0]
+            verdicts.append(f"missed by {over:.1f} {shown} (+{100 * (have - limit) / limit:.0f} %)")
+        else:
+            verdicts.append("met")
+    if not verdicts:
+        return ""
+    misses = [v for v in verdicts if v != "met"]
+    return "; ".join(misses) if misses else "met"
 
 
 def _table(rows: list[Row], what: str) -> None:
@@ -402,7 +421,10 @@ def _table(rows: list[Row], what: str) -> None:
     print(f"|{'-' * (width + 2)}|{'-' * 18}|------")
     for name, value, note in rows:
         print(f"| {name:<{width}} | {value:>16} | {note}")
-    out = repo_root() / "reports" / "bench.json"
+    # the whole bench in bench.json; one part (static, peers, scale, repeat) beside it, so a part
+    # never overwrites the whole run's table
+    name = "bench.json" if what.startswith("all") else f"bench-{what}.json"
+    out = repo_root() / "reports" / name
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "what": what,

@@ -79,15 +79,20 @@ def _apply(kubectl: list[str], objects: list[dict[str, Any]]) -> None:
 
 
 def _settled(kubectl: list[str]) -> int:
-    """Pods running, or succeeded (a simulated Job's pods succeed at once)."""
+    """The scale stack's pods running, or succeeded (a simulated Job's pods succeed at once);
+    the cluster's own pods do not count."""
     phases = "status.phase!=Pending,status.phase!=Failed,status.phase!=Unknown"
+    columns = "custom-columns=NS:.metadata.namespace"
     proc = subprocess.run(
-        [*kubectl, "get", "pods", "-A", f"--field-selector={phases}", "--no-headers", "-o", "name"],
+        [*kubectl, "get", "pods", "-A", f"--field-selector={phases}", "--no-headers", "-o", columns],
         capture_output=True,
         text=True,
         check=False,
     )
-    return len(proc.stdout.splitlines()) if proc.returncode == 0 else -1
+    if proc.returncode != 0:
+        return -1
+    ours = set(scale.namespaces())
+    return sum(line.strip() in ours for line in proc.stdout.splitlines())
 
 
 def _wait_pods(kubectl: list[str], want: int, timeout: float) -> float:
@@ -120,7 +125,7 @@ def _verdict_rows(got: dict[str, Any], rss: float) -> list[Row]:
         ),
         (f"  API requests ({got['objects']:,} objects read)", f"{requests}", _top(got["requests"])),
         ("  seatrial peak RSS", f"{rss:.0f} MiB", "goal ≤ 500 MiB"),
-        (f"  findings: {len(found)} of {len(want)} planted", exact, ", ".join(sorted({f[0] for f in found}))),
+        (f"  findings: {len(found)} ({len(want)} planted)", exact, ", ".join(sorted({f[0] for f in found}))),
     ]
     for f in extra[:5]:
         rows.append(("    false alarm", f[0], f"{f[1]}/{f[2]}"))

@@ -172,12 +172,14 @@ def static_rows(sizes: tuple[int, ...] = STATIC_SIZES) -> list[Row]:
             argv = [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q"]
             argv += ["--static", str(path), "--report-dir", str(Path(tmp) / "reports")]
             t0 = time.monotonic()
-            proc = subprocess.Popen(argv, cwd=repo_root(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-            _, status, usage = os.wait4(proc.pid, 0)
+            err_file = Path(tmp) / "stderr"
+            with err_file.open("wb") as err_out:  # a file, not a pipe: nobody reads a pipe while wait4 waits
+                proc = subprocess.Popen(argv, cwd=repo_root(), stdout=subprocess.DEVNULL, stderr=err_out, env=ENV)
+                _, status, usage = os.wait4(proc.pid, 0)
             seconds = time.monotonic() - t0
             code = os.waitstatus_to_exitcode(status)
             if code not in (0, 1):
-                err = proc.stderr.read().decode(errors="replace")[-500:] if proc.stderr else ""
+                err = err_file.read_text(errors="replace")[-500:]
                 raise SeatrialError(f"static conformance over {len(objects)} objects ended with {code}: {err}")
             mib = path.stat().st_size / 2**20
             goal = "goal ≤ 60 s, ≤ 1 GiB" if n >= 100_000 else ""

@@ -69,6 +69,11 @@ def test_the_bench_session_installs_what_its_conformance_runs_need() -> None:
         ("3,200 MiB", "goal ≤ 3 GiB", "missed by 128.0 MiB (+4 %)"),
         ("540 s", "goal ≤ 8 min", "missed by 60.0 s (+12 %)"),
         ("820", "list pods 51", ""),
+        ("32.2 s, 520 MiB", "goal ≤ 60 s, ≤ 1 GiB", "met"),
+        ("70.0 s, 1200 MiB", "goal ≤ 60 s, ≤ 1 GiB", "missed by 10.0 s (+17 %); missed by 176.0 MiB (+17 %)"),
+        ("700 MiB", "goal ≤ 10 s", ""),  # no figure of that kind: not judged
+        ("45.2 s", "beyond the fault window: 10.1 s, its goal 15 s: met", ""),  # judged on the overhead
+        ("5.6 % of one core", "goal ≤ 30 %", "met"),
         ("the same", "goal: the same", ""),
     ],
 )
@@ -76,3 +81,13 @@ def test_a_goal_is_judged_in_the_table(value: str, note: str, verdict: str) -> N
     from seatrial.bench import against_goal
 
     assert against_goal(value, note) == verdict
+
+
+def test_a_part_of_the_bench_keeps_its_own_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seatrial import bench
+
+    monkeypatch.setattr(bench, "repo_root", lambda: tmp_path)
+    bench._table([("whole", "1 s", "")], "all")
+    bench._table([("part", "2 s", "")], "scale")
+    assert (tmp_path / "reports" / "bench.json").read_text().count("whole") == 1
+    assert "part" in (tmp_path / "reports" / "bench-scale.json").read_text()
