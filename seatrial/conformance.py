@@ -114,9 +114,14 @@ def live_objects(api: client.ApiClient, namespaces: list[str]) -> list[dict[str,
     # one request per kind and namespace, whatever their size; the requests of many namespaces
     # overlap (the server answers them from its cache while the last answer is being parsed)
     calls = [(ns, *lister) for ns in namespaces for lister in listers]
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(calls)))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(8, max(1, len(calls))))
+    try:
         for got in pool.map(lambda c: read(*c), calls):
             out.extend(got)
+    except BaseException:  # a refused list or Ctrl-C: the lists still queued are not worth waiting for
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     with kube.translate("listing cluster role bindings"):
         crbs = kube.list_items(rbac.list_cluster_role_binding, resource_version="0")
         roles = {r["metadata"]["name"]: r for r in kube.list_items(rbac.list_cluster_role, resource_version="0")}

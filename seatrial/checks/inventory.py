@@ -189,7 +189,8 @@ class Facts:
     nodes: tuple[Node, ...] = ()
     source: str = "none"
     model_load_seconds: float = 60.0  # what a GPU-inference startup must survive (profile may set it)
-    _usable: dict[str, tuple[Node, ...]] = field(default_factory=dict, compare=False, repr=False)
+    # never copied by dataclasses.replace (init=False): other nodes, other placements
+    _usable: dict[str, tuple[Node, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def known(self) -> bool:

@@ -82,3 +82,12 @@ def test_usable_nodes_are_worked_out_once_per_placement_and_agree(fleet: Facts) 
     assert len(fleet._usable) < 10  # a handful of placements, not one per workload
     gpu = next(w for w in workloads if w.name == "llm")
     assert isinstance(gpu, Workload) and all(n.gpus for n in fleet.usable(gpu))
+
+
+def test_facts_with_other_nodes_work_placements_out_afresh(fleet: Facts) -> None:
+    import dataclasses
+
+    w = Inventory(scale.stack(1_000)).workloads[0]
+    assert fleet.usable(w)
+    fewer = dataclasses.replace(fleet, nodes=fleet.nodes[:1])
+    assert len(fewer.usable(w)) <= 1
