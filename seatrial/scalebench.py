@@ -26,6 +26,11 @@ from seatrial.errors import ClusterError, SeatrialError
 
 Row = tuple[str, str, str]
 SMALL, LARGE = 1_000, 10_000
+# Judged once the last pod has settled for this long: right after a storm of 8,750 new pods the
+# controllers and kwok are still writing status, and on two cores that measures them, not
+# seatrial (the 10,000-pod verdict took 9.6 s settled, 16.6 to 21.2 s straight after). A nightly
+# run meets a settled cluster.
+SETTLE = 30.0
 KINDS = (
     "deployments,statefulsets,daemonsets,jobs,cronjobs,poddisruptionbudgets,horizontalpodautoscalers,services,"
     "pods,configmaps,secrets,serviceaccounts,resourcequotas,networkpolicies,roles,rolebindings"
@@ -121,7 +126,7 @@ def _verdict_rows(got: dict[str, Any], rss: float) -> list[Row]:
         (
             f"scale, {got['pods']:,} pods on {got['nodes']:,} nodes: live catalogue",
             f"{got['seconds']:.1f} s",
-            f"goal ≤ 30 s; reading {got['read_seconds']:.1f} s",
+            f"goal ≤ 30 s; reading {got['read_seconds']:.1f} s, judged {SETTLE:.0f} s after all pods were up",
         ),
         (f"  API requests ({got['objects']:,} objects read)", f"{requests}", _top(got["requests"])),
         ("  seatrial peak RSS", f"{rss:.0f} MiB", "goal ≤ 500 MiB"),
@@ -178,6 +183,7 @@ def scale_rows(nodes: int = 1_000) -> list[Row]:
             rows.append((f"scale: apply {len(objects):,} objects (kubectl apply --server-side)", f"{t:.1f} s", ""))
             want = scale.expected_pods(SMALL, nodes)
             rows.append((f"scale: {want:,} pods running or done", f"{_wait_pods(kubectl, want, 900):.1f} s", ""))
+            time.sleep(SETTLE)
             got, rss = _judge_child(cluster.kubeconfig, namespaces)
             rows += _verdict_rows(got, rss)
             small_requests = sum(got["requests"].values())
@@ -186,6 +192,7 @@ def scale_rows(nodes: int = 1_000) -> list[Row]:
             want = scale.expected_pods(LARGE, nodes)
             t += _wait_pods(kubectl, want, 1800)
             rows.append((f"scale: grow to {want:,} pods running or done", f"{t:.1f} s", ""))
+            time.sleep(SETTLE)
             got, rss = _judge_child(cluster.kubeconfig, namespaces)
             rows += _verdict_rows(got, rss)
             large_requests = sum(got["requests"].values())
