@@ -33,17 +33,15 @@ SIZES = (1_000, 10_000)
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _seconds(argv: list[str], runs: int, cwd: Path) -> tuple[float, float, float]:
-    """Median, min and max wall time; exit 0 and 1 (findings) are both a finished run."""
-    times = []
-    for _ in range(runs):
-        t0 = time.monotonic()
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, check=False, env=ENV)
-        times.append(time.monotonic() - t0)
-        if proc.returncode not in (0, 1):
-            err = (proc.stderr or proc.stdout).decode(errors="replace")[-400:]
-            raise SeatrialError(f"{' '.join(argv[:3])} … ended with {proc.returncode}: {err}")
-    return statistics.median(times), min(times), max(times)
+def _seconds(argv: list[str], runs: int, cwd: Path) -> float:
+    """Median wall time of ``runs`` calls, each finished as ``_run`` accepts it."""
+    return statistics.median(_run(argv, cwd)[0] for _ in range(runs))
+
+
+def _suite(path: Path, reports: Path) -> list[str]:
+    """The static conformance suite over ``path`` as users start it, reports written."""
+    return [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q",
+            "--static", str(path), "--report-dir", str(reports)]  # fmt: skip
 
 
 def _ratio(mine: float, theirs: float, peer: str = "kube-score") -> str:
@@ -136,17 +134,15 @@ def peer_rows(runs: int = 5) -> list[Row]:
         for label, path, n in files:
             theirs = _seconds([*tools["kube-score"], str(path)], n, root)
             mine = _seconds([*tools["seatrial"], str(path)], n, root)
-            note = f"kube-score {theirs[0]:.2f} s; {_ratio(mine[0], theirs[0])}"
-            rows.append((f"static {label}: seatrial check (median of {n})", f"{mine[0]:.2f} s", note))
+            note = f"kube-score {theirs:.2f} s; {_ratio(mine, theirs)}"
+            rows.append((f"static {label}: seatrial check (median of {n})", f"{mine:.2f} s", note))
             if path == ref:
-                suite = [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q"]
-                suite += ["--static", str(path), "--report-dir", str(Path(tmp) / "reports")]
-                whole = _seconds(suite, n, root)
+                whole = _seconds(_suite(path, Path(tmp) / "reports"), n, root)
                 rows.append(
                     (
                         f"static {label}: conformance suite with reports (median of {n})",
-                        f"{whole[0]:.2f} s",
-                        f"goal ≤ 1 s; {_ratio(whole[0], theirs[0])}",
+                        f"{whole:.2f} s",
+                        f"goal ≤ 1 s; {_ratio(whole, theirs)}",
                     )
                 )
     return rows
@@ -169,8 +165,7 @@ def static_rows(sizes: tuple[int, ...] = STATIC_SIZES) -> list[Row]:
             path = Path(tmp) / f"stack-{n}.yaml"
             with path.open("w") as f:
                 yaml.dump_all(objects, f, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False)
-            argv = [sys.executable, "-m", "pytest", "suites/conformance", "-p", "no:cacheprovider", "-q"]
-            argv += ["--static", str(path), "--report-dir", str(Path(tmp) / "reports")]
+            argv = _suite(path, Path(tmp) / "reports")
             t0 = time.monotonic()
             err_file = Path(tmp) / "stderr"
             with err_file.open("wb") as err_out:  # a file, not a pipe: nobody reads a pipe while wait4 waits
