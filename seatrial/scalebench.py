@@ -157,6 +157,14 @@ def _timed(what: Callable[[], Any]) -> float:
     return time.monotonic() - t0
 
 
+def _judge_settled(kubeconfig: Path, namespaces: list[str], rows: list[Row]) -> dict[str, Any]:
+    """Let the cluster settle, judge it in a child process, add the verdict's rows."""
+    time.sleep(SETTLE)
+    got, rss = _judge_child(kubeconfig, namespaces)
+    rows += _verdict_rows(got, rss)
+    return got
+
+
 def scale_rows(nodes: int = 1_000) -> list[Row]:
     """Bring the scale cluster up, judge it at about 1,000 and 10,000 pods, and take it down."""
     from seatrial import stack
@@ -183,18 +191,14 @@ def scale_rows(nodes: int = 1_000) -> list[Row]:
             rows.append((f"scale: apply {len(objects):,} objects (kubectl apply --server-side)", f"{t:.1f} s", ""))
             want = scale.expected_pods(SMALL, nodes)
             rows.append((f"scale: {want:,} pods running or done", f"{_wait_pods(kubectl, want, 900):.1f} s", ""))
-            time.sleep(SETTLE)
-            got, rss = _judge_child(cluster.kubeconfig, namespaces)
-            rows += _verdict_rows(got, rss)
+            got = _judge_settled(cluster.kubeconfig, namespaces, rows)
             small_requests = sum(got["requests"].values())
             # the same objects, more replicas: only the pods grow
             t = _timed(lambda: _apply(kubectl, scale.stack(LARGE, nodes)))
             want = scale.expected_pods(LARGE, nodes)
             t += _wait_pods(kubectl, want, 1800)
             rows.append((f"scale: grow to {want:,} pods running or done", f"{t:.1f} s", ""))
-            time.sleep(SETTLE)
-            got, rss = _judge_child(cluster.kubeconfig, namespaces)
-            rows += _verdict_rows(got, rss)
+            got = _judge_settled(cluster.kubeconfig, namespaces, rows)
             large_requests = sum(got["requests"].values())
             same = "the same" if large_requests == small_requests else f"{large_requests - small_requests:+d}"
             rows.append(("scale: API requests, 10,000 vs 1,000 pods", same, "goal: the same"))
