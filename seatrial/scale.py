@@ -20,60 +20,47 @@ from typing import Any
 NAMESPACES = 50
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-SPOT_TOLERATION = {"key": "karpenter.sh/capacity-type", "operator": "Equal", "value": "spot", "effect": "NoSchedule"}
+SPOT_TAINT = {"key": "karpenter.sh/capacity-type", "value": "spot", "effect": "NoSchedule"}
+SPOT_TOLERATION = {**SPOT_TAINT, "operator": "Equal"}
 MONITORING = "gpu-monitoring"
 STORAGE_CLASS = "scale-local"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 
 
+MONITORED_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+
+
+def _pool(name: str, count: int, instance: str, cpu: str, memory: str, *, gpu: dict[str, Any] | None = None,
+          spot: bool = False) -> dict[str, Any]:  # fmt: skip
+    """One pool document (the format of ``manifests/cluster/*.yaml``), over three zones."""
+    doc: dict[str, Any] = {
+        "kind": "NodePool",
+        "name": name,
+        "count": count,
+        "zones": ["zone-a", "zone-b", "zone-c"],
+        "instanceType": instance,
+        "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+        "capacityType": "spot" if spot else "on-demand",
+    }
+    if gpu:
+        doc["gpu"] = gpu
+    if spot:
+        doc["taints"] = [dict(SPOT_TAINT)]
+    return doc
+
+
 def pool_documents(nodes: int = 1_000) -> list[dict[str, Any]]:
-    """Node pool documents (the format of ``manifests/cluster/*.yaml``): 80 % GPU nodes (half of
-    them spot), 20 % CPU, every pool over three zones."""
-    zones = ["zone-a", "zone-b", "zone-c"]
+    """Node pool documents: 80 % GPU nodes (three in eight of them spot), 20 % CPU."""
     h100, a100, l4 = nodes // 4, nodes // 4, nodes * 3 // 10
-    cpu = nodes - h100 - a100 - l4
     return [
-        {
-            "kind": "NodePool",
-            "name": "scale-h100",
-            "count": h100,
-            "zones": zones,
-            "instanceType": "p5.48xlarge",
-            "capacity": {"cpu": "192", "memory": "2048Gi", "pods": "110"},
-            "gpu": {"product": "NVIDIA-H100-80GB-HBM3", "count": 8, "memoryMiB": 81559},
-            "capacityType": "on-demand",
-        },
-        {
-            "kind": "NodePool",
-            "name": "scale-a100",
-            "count": a100,
-            "zones": zones,
-            "instanceType": "p4d.24xlarge",
-            "capacity": {"cpu": "96", "memory": "1152Gi", "pods": "110"},
-            "gpu": {"product": "NVIDIA-A100-SXM4-80GB", "count": 8, "memoryMiB": 81920},
-            "capacityType": "on-demand",
-        },
-        {
-            "kind": "NodePool",
-            "name": "scale-l4-spot",
-            "count": l4,
-            "zones": zones,
-            "instanceType": "g6.48xlarge",
-            "capacity": {"cpu": "192", "memory": "768Gi", "pods": "110"},
-            "gpu": {"product": "NVIDIA-L4", "count": 8, "memoryMiB": 23034},
-            "capacityType": "spot",
-            "taints": [{"key": "karpenter.sh/capacity-type", "value": "spot", "effect": "NoSchedule"}],
-        },
-        {
-            "kind": "NodePool",
-            "name": "scale-cpu",
-            "count": cpu,
-            "zones": zones,
-            "instanceType": "m6i.8xlarge",
-            "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-            "capacityType": "on-demand",
-        },
-    ]
+        _pool("scale-h100", h100, "p5.48xlarge", "192", "2048Gi",
+              gpu={"product": MONITORED_PRODUCT, "count": 8, "memoryMiB": 81559}),
+        _pool("scale-a100", a100, "p4d.24xlarge", "96", "1152Gi",
+              gpu={"product": "NVIDIA-A100-SXM4-80GB", "count": 8, "memoryMiB": 81920}),
+        _pool("scale-l4-spot", l4, "g6.48xlarge", "192", "768Gi",
+              gpu={"product": "NVIDIA-L4", "count": 8, "memoryMiB": 23034}, spot=True),
+        _pool("scale-cpu", nodes - h100 - a100 - l4, "m6i.8xlarge", "32", "128Gi"),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -81,7 +68,7 @@ class App:
     """One team workload: its kind, role, share of the namespace's pods, and where it runs."""
 
     name: str
-    kind: str  # Deployment | StatefulSet | Job
+    kind: str  # Deployment | StatefulSet | Job | CronJob
     component: str
     weight: int
     gpu: str = ""  # "" | "on-demand" | "spot"
@@ -364,7 +351,7 @@ def monitoring() -> list[dict[str, Any]]:
         "priorityClassName": "system-node-critical",
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "tolerations": [KWOK_TOLERATION, GPU_TOLERATION, SPOT_TOLERATION],
-        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+        "nodeSelector": {"nvidia.com/gpu.product": MONITORED_PRODUCT},
         "containers": [
             {
                 "name": name,
