@@ -27,16 +27,19 @@ def node_of(obj: Mapping[str, Any]) -> Node:
     )
 
 
-def from_pools(pools_dir: Path, *, model_load_seconds: float = 60.0) -> Facts:
-    """The nodes the pool files would create on the local cluster; real pools without the
-    simulation's label and taint. Only with ``--pools``: the files name the cluster judged."""
+def from_pools(pools_dir: Path, *, model_load_seconds: float = 60.0, simulated: bool = False) -> Facts:
+    """The nodes the pool files describe. By default as a real cluster has them: without the
+    label and taint that KWOK's simulated nodes carry on our local cluster, which no real pool
+    has (a rule judging them would ask users to tolerate ``kwok.x-k8s.io/node``). ``simulated``:
+    as the local cluster runs them, where that taint keeps real pods off simulated nodes (the
+    test bed judging its own overlay). Only with ``--pools``: the files name the cluster judged."""
     from seatrial.cluster import pools, versions  # the pool file format; not needed without --pools
 
     nodes = []
     for p in pools.load_pools(pools_dir):
         for i in range(p.count):
             obj = pools.render_node(p, i, kubelet_version=versions.KUBERNETES)
-            if p.real:
+            if p.real or not simulated:
                 obj["metadata"]["labels"].pop(pools.KWOK_LABEL, None)
                 obj["spec"]["taints"] = [t for t in obj["spec"]["taints"] if t["key"] != pools.KWOK_TAINT_KEY]
             nodes.append(node_of(obj))

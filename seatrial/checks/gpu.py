@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import GPU, Facts, Inventory, Workload, node_selected, tolerates
+from seatrial.checks.inventory import GPU, Facts, Inventory, Node, Workload, node_selected, tolerates
 from seatrial.checks.inventory import quantity as q
 from seatrial.checks.model import Finding, Ref
 from seatrial.checks.registry import check
@@ -251,6 +251,19 @@ def gpu_agent(w: Workload) -> bool:
     return bool(GPU_AGENT_IMAGE.search(images)) or bool(_selected_keys(w) & set(GPU_NODE_LABELS))
 
 
+def _untolerated(w: Workload, n: Node) -> set[str]:
+    """The NoSchedule/NoExecute taints of ``n`` that keep ``w``'s pods off it. A DaemonSet's pods
+    tolerate the control plane's condition taints (not-ready, unreachable, unschedulable …) on
+    their own: the DaemonSet controller adds those tolerations."""
+    return {
+        f"{t['key']}:{t['effect']}"
+        for t in n.taints
+        if t.get("effect") in ("NoSchedule", "NoExecute")
+        and not (w.kind == "DaemonSet" and str(t["key"]).startswith("node.kubernetes.io/"))
+        and not tolerates(w.tolerations, {"key": t["key"], "value": str(t.get("value") or ""), "effect": t["effect"]})
+    }
+
+
 @check(
     "GPU-011",
     "GPU node agents tolerate the GPU nodes' taints",
@@ -268,25 +281,22 @@ def gpu_agents_reach_gpu_nodes(inv: Inventory, facts: Facts) -> Iterator[Finding
         if not gpu_agent(w):
             continue
         if gpu_nodes:
-            # the taints every GPU node carries mark GPU nodes as such; a pool's own taint (spot,
-            # a test bed's) is GPU-002's and the pool's business
+            # every GPU node it targets, pool by pool: a device plugin that cannot reach the spot
+            # pool (Azure's scalesetpriority taint) leaves that pool's GPUs unadvertised
             targeted = [n for n in gpu_nodes if node_selected(w, n)] or gpu_nodes
-            common = set.intersection(
-                *({(t["key"], str(t.get("value") or ""), t["effect"]) for t in n.taints} for n in targeted)
-            )
-            missing = sorted(
-                f"{key}:{effect}"
-                for key, value, effect in common
-                if effect in ("NoSchedule", "NoExecute")
-                and not tolerates(w.tolerations, {"key": key, "value": value, "effect": effect})
-            )
-            if missing:
-                yield Finding(
-                    "GPU-011",
-                    w.ref,
-                    "spec.tolerations",
-                    f"does not tolerate {', '.join(missing)}, which every GPU node carries: it never runs there",
+            blocked: dict[tuple[str, ...], list[str]] = {}
+            for n in targeted:
+                missing = tuple(sorted(_untolerated(w, n)))
+                if missing:
+                    blocked.setdefault(missing, []).append(n.name)
+            for missing, names in sorted(blocked.items()):
+                where = (
+                    "which every GPU node carries: it never runs there"
+                    if len(names) == len(targeted)
+                    else f"which {len(names)} of its {len(targeted)} GPU nodes carry ({', '.join(sorted(names)[:3])}"
+                    f"{', …' if len(names) > 3 else ''}): it never runs on them"
                 )
+                yield Finding("GPU-011", w.ref, "spec.tolerations", f"does not tolerate {', '.join(missing)}, {where}")
         elif not w.tolerates_gpu_taint:
             yield Finding(
                 "GPU-011",

@@ -120,6 +120,43 @@ def test_gpu011_finds_a_device_plugin_that_never_reaches_the_gpu_nodes() -> None
     assert _findings("GPU-011", [daemonset([], image="fluent/fluent-bit:3.1")]) == []  # not a GPU agent
 
 
+def test_gpu011_judges_each_gpu_pool_by_its_own_taints() -> None:
+    """With nodes known: a device plugin that tolerates the GPU taint but not the Azure spot
+    pool's own never advertises that pool's GPUs. The control plane's condition taints do not
+    count: the DaemonSet controller tolerates them for its pods."""
+    from seatrial.checks.inventory import Node
+
+    gpu_taint = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+    spot_taint = {"key": "kubernetes.azure.com/scalesetpriority", "value": "spot", "effect": "NoSchedule"}
+    down = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+    nodes = (
+        *(Node(f"a100-{i}", {}, (gpu_taint,), 8) for i in range(2)),
+        *(Node(f"spot-{i}", {}, (gpu_taint, spot_taint), 8) for i in range(5)),
+        Node("a100-down", {}, (gpu_taint, down), 8),
+        Node("cpu-0", {}, (), 0),
+    )
+    plugin = {"name": "plugin", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"}
+    ds = _deployment([plugin], name="nvidia-device-plugin")
+    ds["kind"] = "DaemonSet"
+    del ds["spec"]["replicas"]
+
+    def found(*tolerations: dict[str, str]) -> list[str]:
+        ds["spec"]["template"]["spec"]["tolerations"] = list(tolerations)
+        [result] = checks.run(checks.Inventory([ds]), Facts(nodes), mode="static", only=["GPU-011"])
+        return [f.message for f in result.findings]
+
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    spot = {"key": "kubernetes.azure.com/scalesetpriority", "operator": "Exists", "effect": "NoSchedule"}
+    assert found(gpu) == [
+        "does not tolerate kubernetes.azure.com/scalesetpriority:NoSchedule, which 5 of its 8 GPU nodes carry "
+        "(spot-0, spot-1, spot-2, …): it never runs on them"
+    ]
+    assert found(gpu, spot) == [] and found({"operator": "Exists"}) == []
+    assert found(spot) == [
+        "does not tolerate nvidia.com/gpu:NoSchedule, which every GPU node carries: it never runs there"
+    ]
+
+
 def test_gpu004_knows_an_inference_server_by_what_it_runs() -> None:
     def server(image: str, *args: str) -> list[str]:
         return _findings("GPU-004", [_deployment([{"name": "s", "image": image, "args": list(args)}], name="llm")])
