@@ -111,6 +111,47 @@ def corpus_rows(tools: dict[str, list[str]], files: list[Path], cwd: Path) -> li
     return rows
 
 
+PUBLIC_JSON = {"kube-score": ["-o", "json"]}  # its -o ci lines do not say which file
+
+
+def public_rows(tools: dict[str, list[str]], root: Path) -> list[Row]:
+    """Recall and strict precision of each tool on the hand-labelled public set
+    (``tests/public``, labelled before any tool ran), and of the peers together."""
+    from seatrial import peerscore
+
+    public = root / "tests" / "public"
+    truth = peerscore.load_truth(public / "truth.yaml")
+    files = sorted(public.glob("*.yaml"))
+    files = [f for f in files if f.name != "truth.yaml"]
+    found: dict[str, set[peerscore.Pair]] = {}
+    for tool, argv in tools.items():
+        if tool == "kube-score":
+            argv = [argv[0], "score", *PUBLIC_JSON["kube-score"]]
+        out = _run([*argv, *map(str, files)], root)[1]
+        if tool == "seatrial":
+            found[tool] = peerscore.from_seatrial(out, {str(f): f.name for f in files})
+        elif tool == "kube-score":
+            found[tool] = peerscore.from_kube_score(out)
+        else:
+            found[tool] = peerscore.from_kube_linter(out)
+    found["kube-score + kube-linter"] = found["kube-score"] | found["kube-linter"]
+    found["all three"] = found["kube-score + kube-linter"] | found["seatrial"]
+    rows: list[Row] = []
+    for tool, pairs in found.items():
+        s = peerscore.score(pairs, truth)
+        blind = ", ".join(f"{k} {v}" for k, v in list(peerscore.misses(pairs, truth).items())[:4])
+        wolf = ", ".join(f"{k} {v}" for k, v in list(peerscore.wolves(pairs, truth).items())[:4])
+        rows.append(
+            (
+                f"public set, {len(files)} files, {len(truth)} labelled problems: {tool}",
+                f"recall {s.recall:.0%}, precision {s.precision:.0%}",
+                f"{s.found} found; {s.pairs - s.right} of {s.pairs} reported are no labelled problem; "
+                f"most missed: {blind or 'none'}; most reported unlabelled: {wolf or 'none'}",
+            )
+        )
+    return rows
+
+
 def peer_rows(runs: int = 5) -> list[Row]:
     from seatrial import stack
     from seatrial.cluster import build
@@ -126,6 +167,7 @@ def peer_rows(runs: int = 5) -> list[Row]:
         objects = stack.render(root / "manifests" / "stack" / "overlays" / "staging", "ml-serving")
         ref.write_text(yaml.safe_dump_all(objects))
         rows += corpus_rows(tools, [ref, *seeds], root)
+        rows += public_rows(tools, root)
         files: list[tuple[str, Path, int]] = [(f"reference stack ({len(objects)} objects)", ref, runs)]
         for n in SIZES:
             path = Path(tmp) / f"synthetic-{n}.yaml"
