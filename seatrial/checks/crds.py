@@ -27,6 +27,11 @@ KUBEFLOW = {
     "JAXJob": "jaxReplicaSpecs",
 }
 SERVING = ("InferenceService", "ServingRuntime", "LeaderWorkerSet", "RayService")
+# Kinds whose operator probes and drains their pods itself, so the rollout rules (readiness,
+# preStop) are the operator's business: KubeRay injects readiness and liveness probes into Ray
+# head and worker pods (since v1.1) and Ray Serve drains its replicas; KServe's queue-proxy
+# probes the predictor and holds requests while it scales down.
+OPERATOR_PROBED = ("RayCluster", "RayService", "RayJob", "InferenceService")
 BATCH = ("RayJob", "JobSet", *KUBEFLOW)
 KINDS = (*SERVING, *BATCH, "RayCluster")
 # KServe component fields that are not PodSpec fields

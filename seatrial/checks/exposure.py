@@ -50,9 +50,5 @@ def default_deny(inv: Inventory, facts: Facts) -> Iterator[Finding]:
             and not spec.get("ingress")
         ):
             denied.add(str(p["metadata"].get("namespace") or ""))
-    # a namespace is judged when its own manifests are in the input (its Namespace object, or
-    # network policies for it): a file with one Deployment says nothing of its namespace's policies
-    owned = {str(o["metadata"]["name"]) for o in inv.of("Namespace")}
-    owned |= {str(p["metadata"].get("namespace") or "") for p in inv.of("NetworkPolicy")}
-    for ns in sorted({w.namespace for w in inv.workloads} & owned - denied):
+    for ns in sorted({w.namespace for w in inv.workloads} & inv.managed_namespaces() - denied):
         yield Finding("NET-002", Ref("", "Namespace", ns or "(default)"), "", "has no default-deny NetworkPolicy")

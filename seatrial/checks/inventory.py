@@ -245,6 +245,13 @@ class Inventory:
         self.asked.update(kinds)
         return [o for k in kinds for o in self._by_kind.get(k, ())]
 
+    def managed_namespaces(self) -> set[str]:
+        """Namespaces whose own settings are in the input: their Namespace object, or a
+        NetworkPolicy, ResourceQuota or LimitRange in them. Namespace-wide rules (default-deny, a
+        GPU quota) judge only these: a file with one Deployment says nothing of its namespace."""
+        names = {str(o["metadata"]["name"]) for o in self.of("Namespace")}
+        return names | {home(o) for o in self.of("NetworkPolicy", "ResourceQuota", "LimitRange")}
+
     def beside(self, kind: str, o: Obj) -> list[Obj]:
         """The objects of ``kind`` in the namespace ``o`` lands in."""
         self.asked.add(kind)

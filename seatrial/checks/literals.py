@@ -35,7 +35,7 @@ TOKEN_FORMATS = {
     "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
 }
 PLACEHOLDER = re.compile(
-    r"^(\$\(.*\)|\$\{.*\}|\$[A-Za-z_][A-Za-z0-9_]*|<.*>|changeme|change-me|xxx+|\*+|redacted|none|null|true|false"
+    r"^(\$\(.*\)|\$\{.*\}|\$[A-Za-z_][A-Za-z0-9_]*|<.*>|changeme|change-me|xxx+|\*+|redacted|none|null|true|false|yes|no|on|off|enabled|disabled"
     r"|[0-9.]+(ms|s|m|h|Mi|Gi|%)?)$",  # numbers and durations: TOKEN_LATENCY_MS=20 is no token
     re.I,
 )
@@ -68,6 +68,12 @@ def _token_like(value: str) -> bool:
 
 def _literal(value: str) -> bool:
     return bool(value) and not PLACEHOLDER.match(value)
+
+
+def placeholder(value: str) -> bool:
+    """Empty, a variable to fill in (``$TOKEN``, ``${TOKEN}``, ``<token>``), a switch (yes, false)
+    or a number: no secret value, whatever its name (``ALLOW_EMPTY_PASSWORD=yes``)."""
+    return not _literal(value)
 
 
 def url_credential(value: str) -> tuple[str, str] | None:

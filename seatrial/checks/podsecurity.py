@@ -41,6 +41,8 @@ GPU_AGENT_PATHS = (
 )  # fmt: skip
 GPU_AGENT_CAPS = {"SYS_ADMIN"}
 HOST_CHANGERS = ("nvidia/driver", "container-toolkit", "mig-manager")
+# ... and GPU Feature Discovery, whose NVIDIA manifests run it privileged to read the GPUs
+PRIVILEGED_AGENTS = (*HOST_CHANGERS, "gpu-feature-discovery")
 
 
 def _needed(path: str) -> bool:
@@ -78,8 +80,8 @@ def _container_level(c: Container, agent: bool) -> Iterator[tuple[str, str]]:
     ctx = c.spec.get("securityContext") or {}
     where = f"{c.where}.securityContext"
     image = str(c.spec.get("image", ""))
-    if ctx.get("privileged") and not (agent and any(h in image for h in HOST_CHANGERS)):
-        why = " (a device plugin, GFD or DCGM exporter does not need it)" if agent else ""
+    if ctx.get("privileged") and not (agent and any(h in image for h in PRIVILEGED_AGENTS)):
+        why = " (a device plugin or DCGM exporter does not need it)" if agent else ""
         yield f"{where}.privileged", f"runs privileged: root on the node{why}"
     allowed = BASELINE_CAPS | (GPU_AGENT_CAPS if agent else set())
     added = sorted({str(x) for x in ((ctx.get("capabilities") or {}).get("add") or []) if x} - allowed)

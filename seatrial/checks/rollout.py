@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from seatrial.checks import crds
 from seatrial.checks.inventory import Container, Facts, Inventory, Obj, Workload
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
@@ -16,7 +17,7 @@ MUTABLE_TAGS = re.compile(r"^(latest|main|master|dev|develop|edge|stable|nightly
 
 
 def _serving(inv: Inventory) -> list[Workload]:
-    return [w for w in inv.workloads if w.role in SERVING]
+    return [w for w in inv.workloads if w.role in SERVING and w.kind not in crds.OPERATOR_PROBED]
 
 
 def _probe_window(probe: Obj | None) -> float:

@@ -3,9 +3,11 @@ where nothing uses the API, and no ServiceAccount that can read other workloads'
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 
+from seatrial.checks import literals
 from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, ref_of
 from seatrial.checks.literals import leaks
 from seatrial.checks.model import Finding
@@ -67,8 +69,20 @@ def configmap_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 def committed_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for s in inv.of("Secret"):
-        if s.get("data") or s.get("stringData"):
+        values = [*(s.get("data") or {}).values(), *(s.get("stringData") or {}).values()]
+        # a Secret whose every value is filled in at deploy time ($HF_TOKEN, <token>) holds none
+        if any(not _placeholder_value(v) for v in values):
             yield Finding("SEC-003", ref_of(s), "data", "a Secret with values is part of the manifests")
+
+
+def _placeholder_value(value: object) -> bool:
+    text = str(value if value is not None else "").strip()
+    if literals.placeholder(text):
+        return True
+    try:  # data is base64: judge what it decodes to
+        return literals.placeholder(base64.b64decode(text, validate=True).decode().strip())
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def _bound_accounts(inv: Inventory) -> dict[tuple[str, str], list[Obj]]:

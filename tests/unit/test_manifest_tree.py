@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from seatrial import checks, manifests
+from seatrial.checks.inventory import Node
 from seatrial.errors import ConfigError
 
 STACKS = Path(__file__).resolve().parents[1] / "stacks"
@@ -68,7 +69,8 @@ def test_the_pod_templates_of_ml_custom_resources_are_checked() -> None:
         "RayJob/train/head batch",
         "ServingRuntime/vllm-runtime/runtime serving",
     ]
-    results = {r.check.id: r for r in checks.run(inv, checks.Facts(), mode="static")}
+    gpu_node = Node("gpu-0", {}, ({"key": "nvidia.com/gpu", "effect": "NoSchedule"},), 8)
+    results = {r.check.id: r for r in checks.run(inv, checks.Facts((gpu_node,)), mode="static")}
     assert [str(f.target) for f in results["GPU-002"].findings] == ["ml/RayCluster/ray/workers-gpu"]
     assert not any(r.status == "error" for r in results.values())
     assert inv.unchecked() == {}
