@@ -41,7 +41,7 @@ SEATRIAL: Mapping[str, str] = {
     "NET-001": "exposed",
     "PDB-001": "no-pdb", "PDB-003": "pdb-blocks", "PDB-004": "pdb-blocks",
     "PSS-001": "", "PSS-002": "not-hardened",
-    "RES-001": "no-requests", "RES-002": "no-memory-limit", "RES-003": "no-requests",
+    "RES-001": "no-requests", "RES-002": "no-memory-limit", "RES-003": "no-requests+no-memory-limit",
     "ROLL-001": "rollout-capacity", "ROLL-002": "rollout-capacity", "ROLL-003": "rollout-capacity",
     "ROLL-004": "", "ROLL-006": "no-graceful-shutdown", "ROLL-007": "mutable-image",
     "SEC-001": "secret-literal", "SEC-002": "secret-literal", "SEC-003": "secret-object",
@@ -103,11 +103,12 @@ def _by_message(check: str, message: str) -> str:
     return f"other:{check}"
 
 
-def family(table: Mapping[str, str], check: str, message: str = "") -> str:
+def families(table: Mapping[str, str], check: str, message: str = "") -> list[str]:
+    """The families a finding names (``a+b``: a BestEffort pod has neither requests nor a limit)."""
     mapped = table.get(check)
     if mapped is None:
-        return f"other:{check}"
-    return mapped or _by_message(check, message)
+        return [f"other:{check}"]
+    return (mapped or _by_message(check, message)).split("+")
 
 
 def _ref(kind: str, name: str) -> str:
@@ -129,7 +130,8 @@ def from_seatrial(out: str, files: Mapping[str, str]) -> set[Pair]:
     for p in json.loads(out or "{}").get("paths") or []:
         name = files.get(p["path"], Path(p["path"]).name)
         for f in p.get("findings") or []:
-            pairs.add((name, _kind_name(str(f["target"])), family(SEATRIAL, f["check"], f.get("message", ""))))
+            ref = _kind_name(str(f["target"]))
+            pairs.update((name, ref, fam) for fam in families(SEATRIAL, f["check"], f.get("message", "")))
     return pairs
 
 
@@ -144,7 +146,7 @@ def from_kube_score(out: str) -> set[Pair]:
                 continue
             check = c["check"]["id"]
             for comment in c.get("comments") or [{"summary": ""}]:
-                pairs.add((name, ref, family(KUBE_SCORE, check, str(comment.get("summary", "")))))
+                pairs.update((name, ref, fam) for fam in families(KUBE_SCORE, check, str(comment.get("summary", ""))))
     return pairs
 
 
@@ -156,7 +158,7 @@ def from_kube_linter(out: str) -> set[Pair]:
         k8s = obj["K8sObject"]
         name = Path(str(obj["Metadata"]["FilePath"])).name
         ref = _ref(k8s["GroupVersionKind"]["Kind"], k8s["Name"])
-        pairs.add((name, ref, family(KUBE_LINTER, r["Check"], r["Diagnostic"]["Message"])))
+        pairs.update((name, ref, fam) for fam in families(KUBE_LINTER, r["Check"], r["Diagnostic"]["Message"]))
     return pairs
 
 

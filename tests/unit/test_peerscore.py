@@ -31,6 +31,8 @@ def test_each_tool_output_becomes_object_family_pairs() -> None:
                         {"check": "ROLL-004", "target": "Deployment/web",
                          "message": "readinessProbe and livenessProbe check the same thing"},
                         {"check": "NET-002", "target": "Namespace/ns", "message": "no default-deny"},
+                        {"check": "RES-003", "target": "ns/RayService/llm/head",
+                         "message": "every container is BestEffort"},
                     ],
                 }
             ]
@@ -42,6 +44,8 @@ def test_each_tool_output_becomes_object_family_pairs() -> None:
         ("a.yaml", "DaemonSet/agent", "host-access"),
         ("a.yaml", "Deployment/web", "probes-identical"),
         ("a.yaml", "Namespace/ns", "other:NET-002"),
+        ("a.yaml", "RayService/llm", "no-requests"),  # a custom resource's pod template is the resource's
+        ("a.yaml", "RayService/llm", "no-memory-limit"),  # a BestEffort pod lacks both
     }
     score = json.dumps(
         [
@@ -127,4 +131,4 @@ def test_seatrial_keeps_its_recall_and_precision_on_the_public_set() -> None:
     assert out.returncode in (0, 1), out.stderr[-2000:]
     found = peerscore.from_seatrial(out.stdout, {str(f): f.name for f in files})
     s = peerscore.score(found, peerscore.load_truth(PUBLIC / "truth.yaml"))
-    assert s.recall >= 0.62 and s.precision >= 0.80, (peerscore.as_dict(s), peerscore.wolves(found, set()))
+    assert s.recall >= 0.67 and s.precision >= 0.80, (peerscore.as_dict(s), peerscore.wolves(found, set()))
