@@ -6,7 +6,9 @@ half-read."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -179,6 +181,11 @@ def _render_kustomize(path: Path, kubectl: str | None, notes: list[str] | None) 
 
         kubectl = find_kubectl()
     proc = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 and "--enable-helm" in proc.stderr:
+        # a kustomization with helmCharts: render them as kustomize does, with helm v3; a chart
+        # it would have to download is kustomize's to report (no network here, maybe none there)
+        argv = [kubectl, "kustomize", "--enable-helm", "--helm-command", kustomize_helm(), str(path)]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise ConfigError(f"kustomize could not render {path}: {proc.stderr.strip()}")
     if len(proc.stdout) > MAX_BYTES:
@@ -186,11 +193,23 @@ def _render_kustomize(path: Path, kubectl: str | None, notes: list[str] | None) 
     return _docs(proc.stdout, f"the kustomize render of {path}", notes)
 
 
+def kustomize_helm() -> str:
+    """The helm kustomize's ``helmCharts`` run with: kustomize takes helm v3 only. The user's
+    ``helm`` when it is v3, else one built from its Go module into the cache (once)."""
+    named = shutil.which("helm")
+    if named:
+        out = subprocess.run([named, "version", "--short"], capture_output=True, text=True, check=False).stdout
+        if out.startswith("v3."):
+            return named
+    from seatrial.cluster import build
+
+    return str(build.build_helm3())
+
+
 def helm() -> str:
     """The ``helm`` to render charts with: ``SEATRIAL_HELM``, the user's on PATH, or one built from
     its Go module into the cache (once; a few minutes cold)."""
     import os
-    import shutil
 
     named = os.environ.get("SEATRIAL_HELM") or shutil.which("helm")
     if named:
@@ -198,6 +217,9 @@ def helm() -> str:
     from seatrial.cluster import build
 
     return str(build.build_helm())
+
+
+MISSING_DEPENDENCIES = re.compile(r"found in Chart\.yaml, but missing in charts/ directory: ([^\n]+)")
 
 
 def _render_chart(chart: Path, values: Sequence[Path], notes: list[str] | None) -> list[dict[str, Any]]:
@@ -208,6 +230,25 @@ def _render_chart(chart: Path, values: Sequence[Path], notes: list[str] | None) 
     release = re.sub(r"[^a-z0-9-]+", "-", chart.resolve().name.lower()).strip("-")[:53] or "release-name"
     argv = [helm(), "template", release, str(chart), *(a for v in values for a in ("--values", str(v)))]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    missing = MISSING_DEPENDENCIES.search(proc.stderr) if proc.returncode != 0 else None
+    if missing:
+        # a chart checked out from git has no charts/ until `helm dependency build`: render it
+        # without the subcharts that are not there, and say so (vLLM's production stack lists
+        # kube-prometheus-stack, switched off by default, and helm refused the whole chart)
+        names = [n.strip() for n in missing.group(1).split(",") if n.strip()]
+        with tempfile.TemporaryDirectory(prefix="seatrial-chart-") as tmp:
+            copy = Path(tmp) / chart.resolve().name
+            shutil.copytree(chart, copy, symlinks=True)
+            meta = yaml.safe_load((copy / "Chart.yaml").read_text()) or {}
+            meta["dependencies"] = [d for d in meta.get("dependencies") or [] if d.get("name") not in names]
+            (copy / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+            (copy / "Chart.lock").unlink(missing_ok=True)
+            proc = subprocess.run([*argv[:3], str(copy), *argv[4:]], capture_output=True, text=True, check=False)
+        if notes is not None and proc.returncode == 0:
+            notes.append(
+                f"the chart {chart} depends on {', '.join(names)}, not in its charts/ directory: "
+                "rendered without them (`helm dependency build` vendors them)"
+            )
     if proc.returncode != 0:
         # helm names the template and line, and may quote a value (tpl's "cannot parse template
         # …"): what it quotes is left out, it may be a secret
@@ -275,7 +316,7 @@ def _tree(
         except ConfigError:
             unparsable.append(str(f.relative_to(path)))
             continue
-        if not any(isinstance(d, dict) and "apiVersion" in d and "kind" in d and "metadata" in d for d in docs):
+        if not any(_object_or_list(d) for d in docs):
             skipped.append(str(f.relative_to(path)))  # a values file, an app config, a kind or kubeadm config
             continue
         total += len(text)
@@ -286,6 +327,14 @@ def _tree(
                 shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
                 notes.append(f"{len(files)} file(s) in {path} {what}, skipped: {shown}")
     return out
+
+
+def _object_or_list(d: object) -> bool:
+    """A Kubernetes object, or a ``kind: *List`` of them (kube-prometheus' ``RoleList`` has no
+    metadata of its own)."""
+    if not isinstance(d, dict) or "apiVersion" not in d or "kind" not in d:
+        return False
+    return "metadata" in d or (str(d["kind"]).endswith("List") and isinstance(d.get("items"), list))
 
 
 def _deduped(objects: list[dict[str, Any]], notes: list[str] | None) -> list[dict[str, Any]]:
