@@ -40,7 +40,7 @@ SEATRIAL: Mapping[str, str] = {
     "GPU-007": "rollout-capacity", "GPU-011": "gpu-toleration",
     "NET-001": "exposed",
     "PDB-001": "no-pdb", "PDB-003": "pdb-blocks", "PDB-004": "pdb-blocks",
-    "PSS-001": "", "PSS-002": "not-hardened",
+    "PSS-001": "",
     "RES-001": "no-requests", "RES-002": "no-memory-limit", "RES-003": "no-requests+no-memory-limit",
     "ROLL-001": "rollout-capacity", "ROLL-002": "rollout-capacity", "ROLL-003": "rollout-capacity",
     "ROLL-004": "", "ROLL-006": "no-graceful-shutdown", "ROLL-007": "mutable-image",
@@ -69,12 +69,13 @@ KUBE_SCORE: Mapping[str, str] = {
 KUBE_LINTER: Mapping[str, str] = {
     "latest-tag": "mutable-image", "no-readiness-probe": "no-readiness",
     "unset-cpu-requirements": "no-requests", "unset-memory-requirements": "",
-    "run-as-non-root": "not-hardened", "privilege-escalation-container": "not-hardened",
+    "run-as-non-root": "not-hardened", "privilege-escalation-container": "",
+    "unsafe-sysctls": "not-hardened",
     "drop-net-raw-capability": "not-hardened",
     "privileged-container": "privileged",
     "host-network": "host-access", "host-pid": "host-access", "host-ipc": "host-access",
     "sensitive-host-mounts": "host-access", "docker-sock": "host-access", "writable-host-mount": "host-access",
-    "unsafe-proc-mount": "host-access",
+    "unsafe-proc-mount": "not-hardened",  # as seatrial's "unmasks /proc": a baseline control, no host access
     "no-anti-affinity": "no-spread", "mismatching-selector": "selector", "no-extensions-v1beta": "api-removed",
     "exposed-services": "exposed", "env-var-secret": "secret-literal",
     "minimum-three-replicas": "single-replica", "no-rolling-update-strategy": "rollout-capacity",
@@ -92,6 +93,8 @@ BY_MESSAGE: Mapping[str, tuple[tuple[tuple[str, ...], str], ...]] = {
     "pod-probes": ((("same", "identical"), "probes-identical"), (("readiness",), "no-readiness")),
     "container-resources": ((("memory limit",), "no-memory-limit"), (("request",), "no-requests")),  # kube-score
     "unset-memory-requirements": ((("limit",), "no-memory-limit"), (("",), "no-requests")),  # kube-linter
+    "privilege-escalation-container": ((("sys_admin",), "capabilities"), (("privileged",), "privileged"),
+                                       (("",), "not-hardened")),  # kube-linter: three messages
 }  # fmt: skip
 
 
@@ -168,6 +171,8 @@ def load_truth(path: Path) -> set[Pair]:
     pairs: set[Pair] = set()
     for name, problems in doc.items():
         for i, p in enumerate(problems or []):
+            if not isinstance(p, dict) or "object" not in p:
+                raise ConfigError(f"{path}: {name} problem {i + 1}: expected {{object, family, where, why}}")
             if p.get("family") not in FAMILIES:
                 raise ConfigError(f"{path}: {name} problem {i + 1}: unknown family {p.get('family')!r}")
             pairs.add((str(name), str(p["object"]), str(p["family"])))
@@ -176,6 +181,8 @@ def load_truth(path: Path) -> set[Pair]:
 
 @dataclass(frozen=True)
 class Score:
+    """One tool on the public set: labelled problems it named, and the pairs it reported."""
+
     found: int  # labelled problems the tool named
     labelled: int
     pairs: int  # distinct (object, family) pairs the tool reported
@@ -191,6 +198,7 @@ class Score:
 
 
 def score(reported: Iterable[Pair], truth: set[Pair]) -> Score:
+    """How a tool's pairs meet the labelled ones (each pair counted once, however often said)."""
     got = set(reported)
     hits = got & truth
     return Score(len(hits), len(truth), len(got), len(hits))
@@ -213,5 +221,6 @@ def wolves(reported: Iterable[Pair], truth: set[Pair]) -> dict[str, int]:
 
 
 def as_dict(s: Score) -> dict[str, Any]:
+    """For JSON reports and assertion messages."""
     return {"found": s.found, "labelled": s.labelled, "pairs": s.pairs, "right": s.right,
             "recall": round(s.recall, 3), "precision": round(s.precision, 3)}  # fmt: skip

@@ -28,6 +28,8 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
 
 
 MONITORED_PRODUCT = "NVIDIA-H100-80GB-HBM3"
+A100 = "NVIDIA-A100-SXM4-80GB"
+ON_DEMAND_PRODUCTS = [MONITORED_PRODUCT, A100]  # the 80 GB models the GPU inference apps are sized for
 
 
 def _pool(name: str, count: int, instance: str, cpu: str, memory: str, *, gpu: dict[str, Any] | None = None,
@@ -56,7 +58,7 @@ def pool_documents(nodes: int = 1_000) -> list[dict[str, Any]]:
         _pool("scale-h100", h100, "p5.48xlarge", "192", "2048Gi",
               gpu={"product": MONITORED_PRODUCT, "count": 8, "memoryMiB": 81559}),
         _pool("scale-a100", a100, "p4d.24xlarge", "96", "1152Gi",
-              gpu={"product": "NVIDIA-A100-SXM4-80GB", "count": 8, "memoryMiB": 81920}),
+              gpu={"product": A100, "count": 8, "memoryMiB": 81920}),
         _pool("scale-l4-spot", l4, "g6.48xlarge", "192", "768Gi",
               gpu={"product": "NVIDIA-L4", "count": 8, "memoryMiB": 23034}, spot=True),
         _pool("scale-cpu", nodes - h100 - a100 - l4, "m6i.8xlarge", "32", "128Gi"),
@@ -199,6 +201,8 @@ def _pod_spec(app: App, image: str) -> dict[str, Any]:
         expressions = [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]
         capacity = "spot" if app.gpu == "spot" else "on-demand"
         expressions.append({"key": "karpenter.sh/capacity-type", "operator": "In", "values": [capacity]})
+        if app.gpu == "on-demand":  # sized for 80 GB cards: either on-demand model, never another (GPU-003)
+            expressions.append({"key": "nvidia.com/gpu.product", "operator": "In", "values": ON_DEMAND_PRODUCTS})
         if app.gpu == "spot":
             tolerations.append(SPOT_TOLERATION)
     else:

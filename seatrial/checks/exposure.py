@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import Facts, Inventory, ref_of
+from seatrial.checks.inventory import Facts, Inventory, home, ref_of
 from seatrial.checks.model import Finding, Ref
 from seatrial.checks.registry import check
 
@@ -49,6 +49,7 @@ def default_deny(inv: Inventory, facts: Facts) -> Iterator[Finding]:
             and "Ingress" in (spec.get("policyTypes") or ["Ingress"])
             and not spec.get("ingress")
         ):
-            denied.add(str(p["metadata"].get("namespace") or ""))
-    for ns in sorted({w.namespace for w in inv.workloads} & inv.managed_namespaces() - denied):
-        yield Finding("NET-002", Ref("", "Namespace", ns or "(default)"), "", "has no default-deny NetworkPolicy")
+            denied.add(home(p))
+    # namespaces as they land (an unset one is "default", as with kubectl apply)
+    for ns in sorted({w.home for w in inv.workloads} & inv.managed_namespaces() - denied):
+        yield Finding("NET-002", Ref("", "Namespace", ns), "", "has no default-deny NetworkPolicy")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from seatrial.checks.inventory import GPU, Facts, Inventory, Node, Workload, node_selected, tolerates
+from seatrial.checks.inventory import GPU, Facts, Inventory, Node, Workload, home, node_selected, tolerates
 from seatrial.checks.inventory import quantity as q
 from seatrial.checks.model import Finding, Ref
 from seatrial.checks.registry import check
@@ -90,21 +90,22 @@ def gpu_tolerations(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 
 @check(
     "GPU-003",
-    "GPU pods are pinned to GPU nodes",
+    "GPU pods are pinned to the GPU models they were sized for",
     family="gpu",
     severity="medium",
-    why="On a cluster with more than one GPU model, a pod that selects no GPU node label lands on "
-    "whichever model has room: a model sized for 80 GB meets a 24 GB card and fails to load.",
-    fix="Require a GPU node label in nodeSelector or required node affinity "
-    "(nvidia.com/gpu.product for a specific model, or the cloud's accelerator label).",
+    why="On a cluster with more than one GPU model, a pod that names no model lands on whichever "
+    "has room: a model sized for 80 GB meets a 24 GB card and fails to load.",
+    fix="Select the model in nodeSelector or required node affinity: nvidia.com/gpu.product (In, "
+    "with every model it was sized for), or the cloud's accelerator label.",
 )
 def gpu_pinned(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     """Judged against the nodes (live or ``--pools``): the models of the GPU nodes the pod's
-    selectors and tolerations let it use. The GPU request alone already keeps it on GPU nodes, so
-    without nodes there is nothing to say (on 25 public manifests, 11 of 11 findings of the old
-    "no GPU node label" rule were that guess)."""
+    selectors and tolerations let it use, when it selects no model label. The GPU request alone
+    already keeps it on GPU nodes, so without nodes there is nothing to say (on 25 public
+    manifests, 11 of 11 findings of the old "no GPU node label" rule were that guess). A pod that
+    names its models (``In`` two of them) chose them."""
     for w in inv.workloads:
-        if not w.gpus:
+        if not w.gpus or _selected_keys(w) & set(MODEL_LABELS):
             continue
         models = sorted({_model(n) for n in facts.usable(w) if n.gpus >= w.gpus})
         if len(models) > 1:
@@ -112,12 +113,17 @@ def gpu_pinned(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                 "GPU-003",
                 w.ref,
                 "spec.affinity",
-                f"is not pinned to a GPU model and can land on any of {', '.join(models)}",
+                f"names no GPU model and can land on any of {', '.join(models)}",
             )
 
 
+# node labels that name a GPU model: GPU Feature Discovery's, GKE's, and the instance type that
+# implies one (AKS and EKS nodes without GFD)
+MODEL_LABELS = ("nvidia.com/gpu.product", "cloud.google.com/gke-accelerator", "node.kubernetes.io/instance-type")
+
+
 def _model(n: Node) -> str:
-    return n.labels.get("nvidia.com/gpu.product") or n.labels.get("cloud.google.com/gke-accelerator") or "unlabelled"
+    return next((n.labels[k] for k in MODEL_LABELS if n.labels.get(k)), "unlabelled")
 
 
 @check(
@@ -238,20 +244,18 @@ def gpu_surge(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 def gpu_quota(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     quota_ns = {
-        str(o["metadata"].get("namespace") or "")
-        for o in inv.of("ResourceQuota")
-        if f"requests.{GPU}" in ((o.get("spec") or {}).get("hard") or {})
+        home(o) for o in inv.of("ResourceQuota") if f"requests.{GPU}" in ((o.get("spec") or {}).get("hard") or {})
     }
     managed = inv.managed_namespaces()
     for w in inv.workloads:
-        if w.gpus and w.namespace in managed and w.namespace not in quota_ns:
+        if w.gpus and w.home in managed and w.home not in quota_ns:
             yield Finding(
                 "GPU-008",
-                Ref("", "Namespace", w.namespace or "(default)"),
+                Ref("", "Namespace", w.home),
                 "ResourceQuota",
                 f"runs GPU pods ({w.kind}/{w.name}) with no requests.{GPU} quota",
             )
-            quota_ns.add(w.namespace)  # once per namespace
+            quota_ns.add(w.home)  # once per namespace
 
 
 GPU_AGENT_IMAGE = re.compile(
@@ -269,6 +273,14 @@ def gpu_agent(w: Workload) -> bool:
     return bool(GPU_AGENT_IMAGE.search(images)) or bool(_selected_keys(w) & set(GPU_NODE_LABELS))
 
 
+# the condition taints the DaemonSet controller tolerates for its pods on its own
+DAEMONSET_TOLERATED = {
+    f"node.kubernetes.io/{c}"
+    for c in ("not-ready", "unreachable", "disk-pressure", "memory-pressure", "pid-pressure", "unschedulable",
+              "network-unavailable")
+}  # fmt: skip
+
+
 def _untolerated(w: Workload, n: Node) -> set[str]:
     """The NoSchedule/NoExecute taints of ``n`` that keep ``w``'s pods off it. A DaemonSet's pods
     tolerate the control plane's condition taints (not-ready, unreachable, unschedulable …) on
@@ -277,7 +289,7 @@ def _untolerated(w: Workload, n: Node) -> set[str]:
         f"{t['key']}:{t['effect']}"
         for t in n.taints
         if t.get("effect") in ("NoSchedule", "NoExecute")
-        and not (w.kind == "DaemonSet" and str(t["key"]).startswith("node.kubernetes.io/"))
+        and not (w.kind == "DaemonSet" and t["key"] in DAEMONSET_TOLERATED)
         and not tolerates(w.tolerations, {"key": t["key"], "value": str(t.get("value") or ""), "effect": t["effect"]})
     }
 
@@ -302,19 +314,32 @@ def gpu_agents_reach_gpu_nodes(inv: Inventory, facts: Facts) -> Iterator[Finding
             # every GPU node it targets, pool by pool: a device plugin that cannot reach the spot
             # pool (Azure's scalesetpriority taint) leaves that pool's GPUs unadvertised
             targeted = [n for n in gpu_nodes if node_selected(w, n)] or gpu_nodes
-            blocked: dict[tuple[str, ...], list[str]] = {}
+            carriers: dict[str, list[str]] = {}  # untolerated taint -> the targeted nodes with it
             for n in targeted:
-                missing = tuple(sorted(_untolerated(w, n)))
-                if missing:
-                    blocked.setdefault(missing, []).append(n.name)
-            for missing, names in sorted(blocked.items()):
-                where = (
-                    "which every GPU node carries: it never runs there"
-                    if len(names) == len(targeted)
-                    else f"which {len(names)} of its {len(targeted)} GPU nodes carry ({', '.join(sorted(names)[:3])}"
-                    f"{', …' if len(names) > 3 else ''}): it never runs on them"
+                for taint in _untolerated(w, n):
+                    carriers.setdefault(taint, []).append(n.name)
+            blocked = {name for names in carriers.values() for name in names}
+            if carriers and len(blocked) == len(targeted):  # it runs on none of them: one finding
+                parts = [
+                    t if len(names) == len(targeted) else f"{t} ({len(names)} of them)"
+                    for t, names in sorted(carriers.items())
+                ]
+                said = (
+                    f"does not tolerate {parts[0]}, which every GPU node carries: it never runs there"
+                    if len(parts) == 1
+                    else f"does not tolerate {', '.join(parts)}: it runs on none of its {len(targeted)} GPU nodes"
                 )
-                yield Finding("GPU-011", w.ref, "spec.tolerations", f"does not tolerate {', '.join(missing)}, {where}")
+                yield Finding("GPU-011", w.ref, "spec.tolerations", said)
+                continue
+            for taint, names in sorted(carriers.items()):
+                shown = ", ".join(sorted(names)[:3]) + (", …" if len(names) > 3 else "")
+                yield Finding(
+                    "GPU-011",
+                    w.ref,
+                    "spec.tolerations",
+                    f"does not tolerate {taint}, which {len(names)} of its {len(targeted)} GPU nodes carry "
+                    f"({shown}): it never runs on them",
+                )
         elif not w.tolerates_gpu_taint:
             yield Finding(
                 "GPU-011",

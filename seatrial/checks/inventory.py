@@ -250,7 +250,9 @@ class Inventory:
         NetworkPolicy, ResourceQuota or LimitRange in them. Namespace-wide rules (default-deny, a
         GPU quota) judge only these: a file with one Deployment says nothing of its namespace."""
         names = {str(o["metadata"]["name"]) for o in self.of("Namespace")}
-        return names | {home(o) for o in self.of("NetworkPolicy", "ResourceQuota", "LimitRange")}
+        # LimitRanges only mark a namespace as managed; no rule reads them, so they stay "not checked"
+        settings = [*self.of("NetworkPolicy", "ResourceQuota"), *self._by_kind.get("LimitRange", ())]
+        return names | {home(o) for o in settings}
 
     def beside(self, kind: str, o: Obj) -> list[Obj]:
         """The objects of ``kind`` in the namespace ``o`` lands in."""

@@ -70,12 +70,6 @@ def _literal(value: str) -> bool:
     return bool(value) and not PLACEHOLDER.match(value)
 
 
-def placeholder(value: str) -> bool:
-    """Empty, a variable to fill in (``$TOKEN``, ``${TOKEN}``, ``<token>``), a switch (yes, false)
-    or a number: no secret value, whatever its name (``ALLOW_EMPTY_PASSWORD=yes``)."""
-    return not _literal(value)
-
-
 def url_credential(value: str) -> tuple[str, str] | None:
     """(what, secret) for the first URL in ``value`` that carries a credential: a password, with or
     without a user (``redis://:PASS@redis``), or a token as the user (``https://TOKEN@host``)."""

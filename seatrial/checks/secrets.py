@@ -7,7 +7,6 @@ import base64
 import re
 from collections.abc import Iterator
 
-from seatrial.checks import literals
 from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, ref_of
 from seatrial.checks.literals import leaks
 from seatrial.checks.model import Finding
@@ -69,20 +68,28 @@ def configmap_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 def committed_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for s in inv.of("Secret"):
-        values = [*(s.get("data") or {}).values(), *(s.get("stringData") or {}).values()]
+        data = [_decoded(v) for v in (s.get("data") or {}).values()]
+        values = [*data, *(str(v if v is not None else "") for v in (s.get("stringData") or {}).values())]
         # a Secret whose every value is filled in at deploy time ($HF_TOKEN, <token>) holds none
-        if any(not _placeholder_value(v) for v in values):
+        if any(not FILLED_IN_LATER.match(v.strip()) for v in values):
             yield Finding("SEC-003", ref_of(s), "data", "a Secret with values is part of the manifests")
 
 
-def _placeholder_value(value: object) -> bool:
+# In a Secret every value is meant to be secret (a PIN of digits too): only empty values and
+# variables a deploy step fills in are no secret.
+FILLED_IN_LATER = re.compile(
+    r"^(|\$\(.*\)|\$\{.*\}|\$[A-Za-z_][A-Za-z0-9_]*|<[^<>]*>|changeme|change-me|replace-me|placeholder|x{3,}|redacted)$",
+    re.I,
+)
+
+
+def _decoded(value: object) -> str:
+    """``data`` is base64: judged by what it decodes to (or as written, when it is not base64)."""
     text = str(value if value is not None else "").strip()
-    if literals.placeholder(text):
-        return True
-    try:  # data is base64: judge what it decodes to
-        return literals.placeholder(base64.b64decode(text, validate=True).decode().strip())
+    try:
+        return base64.b64decode(text, validate=True).decode()
     except (ValueError, UnicodeDecodeError):
-        return False
+        return text
 
 
 def _bound_accounts(inv: Inventory) -> dict[tuple[str, str], list[Obj]]:

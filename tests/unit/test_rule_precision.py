@@ -152,6 +152,10 @@ def test_gpu011_judges_each_gpu_pool_by_its_own_taints() -> None:
         "(spot-0, spot-1, spot-2, …): it never runs on them"
     ]
     assert found(gpu, spot) == [] and found({"operator": "Exists"}) == []
+    assert found() == [  # no toleration: it runs on none of them, said once, not as two partial findings
+        "does not tolerate kubernetes.azure.com/scalesetpriority:NoSchedule (5 of them), nvidia.com/gpu:NoSchedule: "
+        "it runs on none of its 8 GPU nodes"
+    ]
     assert found(spot) == [
         "does not tolerate nvidia.com/gpu:NoSchedule, which every GPU node carries: it never runs there"
     ]
@@ -273,6 +277,7 @@ def test_what_public_manifests_showed_was_no_problem() -> None:
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf"}, "data": {"hf-token": "$HF_TOKEN"}}
     assert _findings("SEC-003", [secret]) == []
     assert len(_findings("SEC-003", [{**secret, "data": {"hf-token": "aGZfcmVhbHRva2Vu"}}])) == 1
+    assert len(_findings("SEC-003", [{**secret, "data": None, "stringData": {"pin": "12345678"}}])) == 1  # digits too
     head = {"name": "head", "image": "rayproject/ray-ml:2.9.0-gpu", "ports": [{"containerPort": 8000}]}
     cluster = {"headGroupSpec": {"template": {"spec": {"containers": [head]}}}}
     ray = {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": "llm"},
