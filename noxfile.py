@@ -62,6 +62,10 @@ def tests(session: nox.Session) -> None:
     session.run("python", "-m", "seatrial", "cluster", "build", env={"PYTHONUNBUFFERED": "1"})
     # and helm, which static mode renders charts with (the tree tests need it): built once, shown
     session.run("python", "-c", "from seatrial import manifests; manifests.helm()", env={"PYTHONUNBUFFERED": "1"})
+    # and helm v3, which kustomize's helmCharts need (it refuses v4)
+    session.run(
+        "python", "-c", "from seatrial import manifests; manifests.kustomize_helm()", env={"PYTHONUNBUFFERED": "1"}
+    )
     args = session.posargs or ["tests", "-m", "not slow"]
     junit = Path(session.create_tmp()) / "tests-junit.xml"
     session.run("pytest", *args, f"--junitxml={junit}", env={"PYTHONUNBUFFERED": "1"}, success_codes=[0, NO_TESTS])

@@ -410,6 +410,11 @@ def build_helm(*, root: Path | None = None) -> Path:
     return _go_install("helm", versions.HELM, "helm.sh/helm/v4/cmd/helm", "helm", root=root, note="a few minutes cold")
 
 
+def build_helm3(*, root: Path | None = None) -> Path:
+    """Helm v3, for kustomize roots with ``helmCharts`` only (kustomize refuses v4)."""
+    return _go_install("helm3", versions.HELM3, "helm.sh/helm/v3/cmd/helm", "helm", root=root, note="minutes cold")
+
+
 def build_kube_score(*, root: Path | None = None) -> Path:
     """kube-score, for the benchmark's same-run comparison with a peer (never needed to run seatrial)."""
     return _go_install(

@@ -20,6 +20,10 @@ COREDNS = "v1.14.7"
 HELM = "v4.3.2"
 """Renders Helm charts for static mode; built on first use, when no ``helm`` is on PATH."""
 
+HELM3 = "v3.21.4"
+"""What kustomize's ``helmCharts`` run (``--enable-helm``): kustomize accepts helm v3 only (it asks
+``helm version -c``, a flag v4 dropped); built on first use, when no helm v3 is on PATH."""
+
 KUBE_SCORE = "v1.20.0"
 KUBE_LINTER = "v0.8.3"
 """The peer static checkers ``nox -s bench -- peers`` runs beside seatrial on the same files

@@ -39,6 +39,14 @@ def test_a_repository_tree_is_read_as_kubectl_kustomize_and_helm_would(helm: str
     assert "Deployment/guestbook (defined 2 times)" in said
 
 
+@pytest.mark.needs_binaries  # kubectl kustomize, and helm v3 for the chart
+def test_a_kustomization_with_helm_charts_renders_them() -> None:
+    """kustomize inflates ``helmCharts`` only with ``--enable-helm`` and a helm v3: without them
+    such a root failed with kustomize's "must specify --enable-helm"."""
+    [web] = manifests.load(STACKS / "kustomize-helm")
+    assert (web["kind"], web["metadata"].get("namespace"), web["spec"]["replicas"]) == ("Deployment", "shop", 4)
+
+
 def test_a_chart_renders_with_the_users_values(helm: str, tmp_path: Path) -> None:
     del helm
     chart = STACKS / "repo-tree" / "charts" / "web"
