@@ -35,9 +35,10 @@ def static_inventory(
     notes: list[str] | None = None,
     values: Sequence[Path] = (),
 ) -> tuple[Inventory, Facts]:
-    """Without node pool files there is no cluster to judge capacity against: those checks then
-    check what the manifests alone can show (e.g. a GPU pod without the GPU toleration). Warnings
-    about the manifests (unknown fields) go to ``notes``."""
+    """Without node pool files there is no cluster to judge capacity or placement against: those
+    checks then judge what the manifests alone show (a GPU agent without the GPU taint's
+    toleration) or say they were skipped (a GPU pod's toleration or model pin). Warnings about the
+    manifests (unknown fields) go to ``notes``."""
     objects = manifests.load(path, notes=notes, values=values)
     if pools_dir is None:
         return Inventory(objects, profile.roles), Facts(model_load_seconds=profile.model_load_seconds)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from seatrial.checks.inventory import GPU, Facts, Inventory, Node, Workload, home, node_selected, tolerates
 from seatrial.checks.inventory import quantity as q
-from seatrial.checks.model import Finding, Ref
+from seatrial.checks.model import Finding, Ref, Skip
 from seatrial.checks.registry import check
 
 GPU_NODE_LABELS = (
@@ -68,6 +68,7 @@ def gpu_in_limits(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 )
 def gpu_tolerations(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     gpu_nodes = [n for n in facts.nodes if n.gpus > 0]
+    _judged_only_with_nodes(inv, facts)
     for w in inv.workloads:
         if not w.gpus:
             continue
@@ -104,6 +105,7 @@ def gpu_pinned(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     already keeps it on GPU nodes, so without nodes there is nothing to say (on 25 public
     manifests, 11 of 11 findings of the old "no GPU node label" rule were that guess). A pod that
     names its models (``In`` two of them) chose them."""
+    _judged_only_with_nodes(inv, facts)
     for w in inv.workloads:
         if not w.gpus or _selected_keys(w) & set(MODEL_LABELS):
             continue
@@ -115,6 +117,12 @@ def gpu_pinned(inv: Inventory, facts: Facts) -> Iterator[Finding]:
                 "spec.affinity",
                 f"names no GPU model and can land on any of {', '.join(models)}",
             )
+
+
+def _judged_only_with_nodes(inv: Inventory, facts: Facts) -> None:
+    """GPU placement needs the nodes: say so rather than pass what was never judged."""
+    if not facts.known and any(w.gpus for w in inv.workloads):
+        raise Skip("GPU placement is judged against nodes: give --pools, or run live")
 
 
 # node labels that name a GPU model: GPU Feature Discovery's, GKE's, and the instance type that
