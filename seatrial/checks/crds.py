@@ -30,8 +30,20 @@ SERVING = ("InferenceService", "ServingRuntime", "LeaderWorkerSet", "RayService"
 # Kinds whose operator probes and drains their pods itself, so the rollout rules (readiness,
 # preStop) are the operator's business: KubeRay injects readiness and liveness probes into Ray
 # head and worker pods (since v1.1) and Ray Serve drains its replicas; KServe's queue-proxy
-# probes the predictor and holds requests while it scales down.
+# probes the predictor and holds requests while it scales down (serverless mode only: a
+# RawDeployment/Standard predictor is a plain Deployment, judged as one).
 OPERATOR_PROBED = ("RayCluster", "RayService", "RayJob", "InferenceService")
+KSERVE_MODE = "serving.kserve.io/deploymentMode"
+
+
+def operator_probed(obj: Obj) -> bool:
+    """Whether the operator of this custom resource (or its stand-in) probes and drains its pods."""
+    if obj.get("kind") not in OPERATOR_PROBED:
+        return False
+    mode = str(_mapping(_mapping(obj.get("metadata")).get("annotations")).get(KSERVE_MODE) or "")
+    return not (obj.get("kind") == "InferenceService" and mode in ("RawDeployment", "Standard"))
+
+
 BATCH = ("RayJob", "JobSet", *KUBEFLOW)
 KINDS = (*SERVING, *BATCH, "RayCluster")
 # KServe component fields that are not PodSpec fields

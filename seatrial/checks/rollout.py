@@ -17,7 +17,7 @@ MUTABLE_TAGS = re.compile(r"^(latest|main|master|dev|develop|edge|stable|nightly
 
 
 def _serving(inv: Inventory) -> list[Workload]:
-    return [w for w in inv.workloads if w.role in SERVING and w.kind not in crds.OPERATOR_PROBED]
+    return [w for w in inv.workloads if w.role in SERVING and not crds.operator_probed(w.obj)]
 
 
 def _probe_window(probe: Obj | None) -> float:

@@ -285,6 +285,14 @@ def test_what_public_manifests_showed_was_no_problem() -> None:
     ray = {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": "llm"},
            "spec": {"rayClusterConfig": cluster}}  # fmt: skip
     assert _findings("ROLL-004", [ray]) == [] and _findings("ROLL-006", [ray]) == []
+    predictor = {"containers": [{"name": "kserve-container", "image": "vllm/vllm-openai:v0.11.0"}]}
+    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "llm"},
+            "spec": {"predictor": predictor}}  # fmt: skip
+    assert _findings("ROLL-004", [isvc]) == []  # serverless: queue-proxy probes it
+    raw = {**isvc, "metadata": {"name": "llm", "annotations": {"serving.kserve.io/deploymentMode": "RawDeployment"}}}
+    assert _findings("ROLL-004", [raw]) == [
+        "InferenceService/llm/predictor containers[kserve-container]: has no readinessProbe"
+    ]
     gfd = _deployment([{"name": "gfd", "image": "nvcr.io/nvidia/gpu-feature-discovery:v0.8.2",
                         "securityContext": {"privileged": True}}], name="gfd")  # fmt: skip
     gfd["kind"] = "DaemonSet"
