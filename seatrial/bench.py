@@ -446,5 +446,15 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "memory_gib": round(memory, 1), "cpu": model, "kernel": os.uname().release}
 
 
+def _entry() -> int:
+    """Stopped by Ctrl-C, one line and the shell's exit code: the clusters are already down
+    (the ``finally`` blocks ran while the interrupt passed)."""
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("seatrial: bench: interrupted; its clusters are down")
+        return 130
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_entry())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import random
 import socket
@@ -354,20 +355,25 @@ def error_rate(
         spec = Load(service=service, port=port or 80, path=path or "/", auth_secret=None)
         target = load_target(api, _namespace(configuration), spec)
     counts = [0, 0]  # sent, failed
+    why: dict[str, int] = {}  # each kind of failure, counted: a rate alone says nothing of its cause
     lock = threading.Lock()
     start = time.monotonic()
 
     def client_loop() -> None:
         while (now := time.monotonic() - start) < seconds or (counts[0] < min_requests and now < 3 * seconds):
+            sent = time.monotonic()
+            error = ""
             try:
                 with urllib.request.urlopen(load.request(target.url, target.headers), timeout=timeout) as resp:  # noqa: S310
                     resp.read()
-                ok = True
-            except (OSError, urllib.error.URLError):
-                ok = False
+            except (OSError, urllib.error.URLError) as exc:
+                error = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)} after {time.monotonic() - sent:.1f} s"
+            ok = not error
             with lock:
                 counts[0] += 1
                 counts[1] += not ok
+                if error:
+                    why[error] = why.get(error, 0) + 1
             if not ok:
                 time.sleep(0.05)
 
@@ -376,4 +382,9 @@ def error_rate(
         w.start()
     for w in workers:
         w.join()
+    if why:  # in the run's log beside the verdict: what the failed requests met
+        said = "; ".join(f"{n} x {e}" for e, n in sorted(why.items(), key=lambda kv: -kv[1])[:3])
+        logging.getLogger("chaostoolkit").warning(
+            "front door: %d of %d requests failed: %s", counts[1], counts[0], said
+        )
     return counts[1] / counts[0] if counts[0] else 1.0

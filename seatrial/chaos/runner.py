@@ -136,9 +136,22 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report
             for p in sorted(workdir.glob("requests-locust_stats.csv"))
         ),
     ]
-    if journal.get("status") == "interrupted":
-        raise KeyboardInterrupt  # undone above; now let the caller stop as Ctrl-C asked
+    stop = stop_asked(journal)
+    if stop is not None:
+        raise stop  # undone above; now let the caller stop as the signal asked
     return result
+
+
+def stop_asked(journal: dict[str, Any]) -> BaseException | None:
+    """What a signal during the experiment asks of the caller. Chaos Toolkit turns SIGINT into an
+    "interrupted" run, but SIGTERM (a CI timeout, ``kill``) into an activity that failed with
+    InterruptExecution, so the run merely "failed" and a suite went on to its next experiment:
+    the bench's ``repeat`` ran five more after one."""
+    if journal.get("status") == "interrupted":
+        return KeyboardInterrupt()
+    if "SIGTERM signal received" in json.dumps(journal, default=str):
+        return SystemExit(128 + 15)
+    return None
 
 
 def _until_serving(config: dict[str, Any], *, timeout: float = 45.0) -> None:

@@ -163,3 +163,16 @@ def test_experiments_that_act_on_the_host_say_so_and_are_refused_elsewhere() -> 
     assert runner.needs_host(runner.load_file(EXPERIMENTS / "gpu-fault.json"), at_home) is None
     with pytest.raises(ConfigError, match="needsHost must say"):
         runner.extension({"extensions": [{"name": "seatrial", "needsHost": True}]})
+
+
+def test_a_signal_during_an_experiment_stops_the_suite_not_just_the_experiment() -> None:
+    """SIGTERM reaches Chaos Toolkit as an activity failed with InterruptExecution, and the run is
+    only "failed": the suite must still stop (the bench's repeat ran five experiments after one)."""
+    from seatrial.chaos.runner import stop_asked
+
+    killed = {"status": "failed", "steady_states": {"after": {"probes": [{"status": "failed",
+              "exception": ["chaoslib.exceptions.InterruptExecution: SIGTERM signal received\n"]}]}}}  # fmt: skip
+    stop = stop_asked(killed)
+    assert isinstance(stop, SystemExit) and stop.code == 143
+    assert isinstance(stop_asked({"status": "interrupted"}), KeyboardInterrupt)
+    assert stop_asked({"status": "failed", "deviated": True}) is None
