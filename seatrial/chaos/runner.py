@@ -149,7 +149,7 @@ def stop_asked(journal: dict[str, Any]) -> BaseException | None:
     the bench's ``repeat`` ran five more after one."""
     if journal.get("status") == "interrupted":
         return KeyboardInterrupt()
-    if "SIGTERM signal received" in json.dumps(journal, default=str):
+    if "InterruptExecution: SIGTERM signal received" in json.dumps(journal, default=str):
         return SystemExit(128 + 15)
     return None
 
