@@ -165,6 +165,11 @@ def from_kube_linter(out: str) -> set[Pair]:
     return pairs
 
 
+def public_files(public: Path) -> list[Path]:
+    """The manifests of the public set: every YAML file beside ``truth.yaml``."""
+    return sorted(f for f in public.glob("*.yaml") if f.name != "truth.yaml")
+
+
 def load_truth(path: Path) -> set[Pair]:
     """``truth.yaml``: per file, its problems as ``{object, family, where, why}``."""
     doc = yaml.safe_load(path.read_text()) or {}

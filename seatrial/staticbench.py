@@ -111,9 +111,6 @@ def corpus_rows(tools: dict[str, list[str]], files: list[Path], cwd: Path) -> li
     return rows
 
 
-PUBLIC_JSON = {"kube-score": ["-o", "json"]}  # its -o ci lines do not say which file
-
-
 def public_rows(tools: dict[str, list[str]], root: Path) -> list[Row]:
     """Recall and strict precision of each tool on the hand-labelled public set
     (``tests/public``, labelled before any tool ran), and of the peers together."""
@@ -121,12 +118,11 @@ def public_rows(tools: dict[str, list[str]], root: Path) -> list[Row]:
 
     public = root / "tests" / "public"
     truth = peerscore.load_truth(public / "truth.yaml")
-    files = sorted(public.glob("*.yaml"))
-    files = [f for f in files if f.name != "truth.yaml"]
+    files = peerscore.public_files(public)
     found: dict[str, set[peerscore.Pair]] = {}
     for tool, argv in tools.items():
         if tool == "kube-score":
-            argv = [argv[0], "score", *PUBLIC_JSON["kube-score"]]
+            argv = [argv[0], "score", "-o", "json"]  # its -o ci lines do not say which file
         out = _run([*argv, *map(str, files)], root)[1]
         if tool == "seatrial":
             found[tool] = peerscore.from_seatrial(out, {str(f): f.name for f in files})

@@ -34,8 +34,10 @@ TOKEN_FORMATS = {
     "private key": re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
     "JWT": re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
 }
+# values a deploy step fills in: $(VAR), ${VAR}, $VAR, changeme, xxx, redacted (shared with SEC-003)
+FILL_IN = r"\$\(.*\)|\$\{.*\}|\$[A-Za-z_][A-Za-z0-9_]*|changeme|change-me|xxx+|redacted"
 PLACEHOLDER = re.compile(
-    r"^(\$\(.*\)|\$\{.*\}|\$[A-Za-z_][A-Za-z0-9_]*|<.*>|changeme|change-me|xxx+|\*+|redacted|none|null|true|false|yes|no|on|off|enabled|disabled"
+    rf"^({FILL_IN}|<.*>|\*+|none|null|true|false|yes|no|on|off|enabled|disabled"
     r"|[0-9.]+(ms|s|m|h|Mi|Gi|%)?)$",  # numbers and durations: TOKEN_LATENCY_MS=20 is no token
     re.I,
 )

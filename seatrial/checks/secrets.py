@@ -7,6 +7,7 @@ import base64
 import re
 from collections.abc import Iterator
 
+from seatrial.checks import literals
 from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, ref_of
 from seatrial.checks.literals import leaks
 from seatrial.checks.model import Finding
@@ -77,10 +78,7 @@ def committed_secrets(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 
 # In a Secret every value is meant to be secret (a PIN of digits too): only empty values and
 # variables a deploy step fills in are no secret.
-FILLED_IN_LATER = re.compile(
-    r"^(|\$\(.*\)|\$\{.*\}|\$[A-Za-z_][A-Za-z0-9_]*|<[^<>]*>|changeme|change-me|replace-me|placeholder|x{3,}|redacted)$",
-    re.I,
-)
+FILLED_IN_LATER = re.compile(rf"^(|{literals.FILL_IN}|<[^<>]*>|replace-me|placeholder)$", re.I)
 
 
 def _decoded(value: object) -> str:
