@@ -120,7 +120,11 @@ CASES = [
     ("node-drain", "blocking-budget", "not drained after 30 s"),
     ("spot-preemption", "no-checkpoints", "restarted from step 0"),
     ("node-failure", "default-tolerations", "tolerationSeconds"),
-    ("zone-outage", "one-zone-inference", "error rate"),
+    # Not "error rate": the window from the fault on runs to the end of the rollbacks, and the
+    # fast answers after the zone is back can outnumber the slow failures before it (CI saw
+    # 69 s of failures diluted under the 25 % budget). A lone replica's zone gone dark always
+    # leaves the front door serving nothing once the outage is noticed.
+    ("zone-outage", "one-zone-inference", "steady state not met after the fault: front-door-serves"),
     ("gpu-fault", "one-inference", "error rate"),
 ]
 
