@@ -32,7 +32,8 @@ SERVING = ("InferenceService", "ServingRuntime", "LeaderWorkerSet", "RayService"
 # head and worker pods (since v1.1) and Ray Serve drains its replicas; KServe's queue-proxy
 # probes the predictor and holds requests while it scales down (serverless mode only: a
 # RawDeployment/Standard predictor is a plain Deployment, judged as one).
-OPERATOR_PROBED = ("RayCluster", "RayService", "RayJob", "InferenceService")
+RAY = ("RayCluster", "RayService", "RayJob")
+OPERATOR_PROBED = (*RAY, "InferenceService")
 KSERVE_MODE = "serving.kserve.io/deploymentMode"
 
 
@@ -86,6 +87,25 @@ def _kserve(component: Obj, name: str) -> Iterator[Part]:
 _CONTAINER = {"image", "args", "command", "env", "envFrom", "resources", "ports", "readinessProbe", "livenessProbe"}
 
 
+RAY_CLUSTER = {"RayService": "rayClusterConfig", "RayJob": "rayClusterSpec"}  # where the cluster's spec sits
+
+
+def _autoscaled_ray_head(obj: Obj, part: str) -> bool:
+    """A Ray head with the in-tree autoscaler: KubeRay gives it a ServiceAccount bound to a Role
+    of its own, because the autoscaler sidecar scales the cluster through the API."""
+    if obj.get("kind") not in RAY or part != "head":
+        return False
+    spec = _mapping(obj.get("spec"))
+    cluster = _mapping(spec.get(RAY_CLUSTER[str(obj["kind"])])) if obj["kind"] in RAY_CLUSTER else spec
+    return cluster.get("enableInTreeAutoscaling") is True
+
+
+def operator_binds_token(obj: Obj) -> bool:
+    """Whether the operator binds a role to this stand-in's account itself (the binding is in
+    no manifest, so an API token mounted there is used, not spare)."""
+    return _mapping(obj.get("spec")).get("operatorBindsToken") is True
+
+
 def parts(obj: Obj) -> list[Part]:
     """The pod templates of a custom resource of a kind in ``KINDS`` (none for other kinds)."""
     kind, spec = obj.get("kind"), _mapping(obj.get("spec"))
@@ -124,14 +144,10 @@ def stand_ins(obj: Obj) -> list[dict[str, Any]]:
     for part, template in parts(obj):
         stand_meta = {k: meta[k] for k in ("namespace", "labels", "annotations") if k in meta}
         stand_meta["name"] = f"{meta.get('name')}/{part}"
-        out.append(
-            {
-                "apiVersion": obj.get("apiVersion"),
-                "kind": obj.get("kind"),
-                "metadata": stand_meta,
-                "spec": {"template": template},
-            }
-        )
+        spec: dict[str, Any] = {"template": template}
+        if _autoscaled_ray_head(obj, part):
+            spec["operatorBindsToken"] = True
+        out.append({"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": stand_meta, "spec": spec})
     return out
 
 

@@ -79,8 +79,9 @@ def _context(ctx: Mapping[str, Any], where: str) -> Iterator[tuple[str, str]]:
 def _container_level(c: Container, agent: bool) -> Iterator[tuple[str, str]]:
     ctx = c.spec.get("securityContext") or {}
     where = f"{c.where}.securityContext"
-    image = str(c.spec.get("image", ""))
-    if ctx.get("privileged") and not (agent and any(h in image for h in PRIVILEGED_AGENTS)):
+    # what it runs: since v0.15 GFD ships in the device plugin's image, started by its command
+    runs = " ".join(str(x) for x in [c.spec.get("image", ""), *(c.spec.get("command") or [])])
+    if ctx.get("privileged") and not (agent and any(h in runs for h in PRIVILEGED_AGENTS)):
         why = " (a device plugin or DCGM exporter does not need it)" if agent else ""
         yield f"{where}.privileged", f"runs privileged: root on the node{why}"
     allowed = BASELINE_CAPS | (GPU_AGENT_CAPS if agent else set())

@@ -7,7 +7,7 @@ import base64
 import re
 from collections.abc import Iterator
 
-from seatrial.checks import literals
+from seatrial.checks import crds, literals
 from seatrial.checks.inventory import Facts, Inventory, Obj, Workload, home, ref_of
 from seatrial.checks.literals import leaks
 from seatrial.checks.model import Finding
@@ -152,7 +152,7 @@ def token_automount(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     bound = _bound_accounts(inv)
     for w in inv.workloads:
         sa = str(w.pod.get("serviceAccountName") or "default")
-        if _automount(inv, w) and not bound_to(bound, w, sa):
+        if _automount(inv, w) and not bound_to(bound, w, sa) and not crds.operator_binds_token(w.obj):
             yield Finding(
                 "SEC-004",
                 w.ref,

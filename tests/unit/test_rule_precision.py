@@ -285,6 +285,13 @@ def test_what_public_manifests_showed_was_no_problem() -> None:
     ray = {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": "llm"},
            "spec": {"rayClusterConfig": cluster}}  # fmt: skip
     assert _findings("ROLL-004", [ray]) == [] and _findings("ROLL-006", [ray]) == []
+    # with the in-tree autoscaler KubeRay binds a Role to the head's account itself: its token is used
+    assert _findings("SEC-004", [ray]) == [
+        "RayService/llm/head spec.automountServiceAccountToken: mounts the default token"
+        " but no role is bound to default"
+    ]
+    autoscaled = {**ray, "spec": {"rayClusterConfig": {**cluster, "enableInTreeAutoscaling": True}}}
+    assert _findings("SEC-004", [autoscaled]) == []
     predictor = {"containers": [{"name": "kserve-container", "image": "vllm/vllm-openai:v0.11.0"}]}
     isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "llm"},
             "spec": {"predictor": predictor}}  # fmt: skip
@@ -298,6 +305,16 @@ def test_what_public_manifests_showed_was_no_problem() -> None:
     gfd["kind"] = "DaemonSet"
     del gfd["spec"]["replicas"]
     assert _findings("PSS-001", [gfd]) == []
+    # since v0.15 GFD runs from the device plugin's image, named by its command; the plugin itself may not
+    in_plugin = {
+        "name": "gfd",
+        "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.0",
+        "securityContext": {"privileged": True},
+    }
+    gfd["spec"]["template"]["spec"]["containers"] = [{**in_plugin, "command": ["gpu-feature-discovery"]}]
+    assert _findings("PSS-001", [gfd]) == []
+    gfd["spec"]["template"]["spec"]["containers"] = [{**in_plugin, "command": ["nvidia-device-plugin"]}]
+    assert len(_findings("PSS-001", [gfd])) == 1
     gpu = _deployment([{"name": "s", "image": "x:1", "resources": {"limits": {"nvidia.com/gpu": 1}}}])
     gpu["metadata"]["namespace"] = "ml"
     assert _findings("GPU-008", [gpu]) == []
