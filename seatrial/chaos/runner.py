@@ -218,6 +218,10 @@ def _step(phase: str, run: Mapping[str, Any], *, probe: bool) -> report.Step:
         text = "".join(out)
     else:
         text = json.dumps(out, default=str)
+    tolerance = act.get("tolerance")
+    if status == "failed" and isinstance(tolerance, Mapping) and tolerance.get("type") == "range":
+        low, high = tolerance.get("range") or ("?", "?")
+        text += f" (tolerated: {low} to {high})"  # "1.0" alone does not say how far off it was
     return report.Step(
         phase, str(act.get("name", "?")), status, _when(run.get("start")), _when(run.get("end")), text[:500]
     )

@@ -51,7 +51,8 @@ JOURNAL = {
         "before": {"probes": [{"activity": {"name": "serves"}, "status": "succeeded", "output": 0.0,
                                "tolerance_met": True, "start": "2026-12-01T10:00:01+00:00",
                                "end": "2026-12-01T10:00:06+00:00"}]},
-        "after": {"probes": [{"activity": {"name": "serves"}, "status": "succeeded", "output": 0.2,
+        "after": {"probes": [{"activity": {"name": "serves", "tolerance": {"type": "range", "range": [0, 0.01]}},
+                              "status": "succeeded", "output": 0.2,
                               "tolerance_met": False, "start": "2026-12-01T10:00:08+00:00",
                               "end": "2026-12-01T10:00:13+00:00"}]},
     },
@@ -75,6 +76,7 @@ def test_journal_becomes_steps_a_fault_window_and_events_on_the_loads_clock() ->
         ("rollback", "seatrial undo", "error"),
     ]
     assert e.fault == (6.0, 7.0)
+    assert e.steps[2].output == "0.2 (tolerated: 0 to 0.01)"  # how far off, not the number alone
     assert [(ev.t, ev.label) for ev in e.events] == [(6.0, "kill"), (13.0, "ready-again")]
     assert e.status == "error"  # a broken undo: the numbers say nothing
 
