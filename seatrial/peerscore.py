@@ -40,7 +40,7 @@ SEATRIAL: Mapping[str, str] = {
     "GPU-007": "rollout-capacity", "GPU-011": "gpu-toleration",
     "NET-001": "exposed",
     "PDB-001": "no-pdb", "PDB-003": "pdb-blocks", "PDB-004": "pdb-blocks",
-    "PSS-001": "",
+    "PSS-001": "", "PSS-002": "not-hardened",
     "RES-001": "no-requests", "RES-002": "no-memory-limit", "RES-003": "no-requests+no-memory-limit",
     "ROLL-001": "rollout-capacity", "ROLL-002": "rollout-capacity", "ROLL-003": "rollout-capacity",
     "ROLL-004": "", "ROLL-006": "no-graceful-shutdown", "ROLL-007": "mutable-image",

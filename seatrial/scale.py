@@ -174,7 +174,12 @@ def _container(app: App, image: str) -> dict[str, Any]:
         "ports": [{"name": "http", "containerPort": 8080}],
         "env": [{"name": "PORT", "value": "8080"}],
         "resources": {"requests": requests, "limits": limits},
-        "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 10001},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "capabilities": {"drop": ["ALL"]},
+        },
     }
     if app.kind in ("Deployment", "StatefulSet"):
         out["readinessProbe"] = {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 2}
@@ -368,7 +373,12 @@ def monitoring() -> list[dict[str, Any]]:
                 },
                 "readinessProbe": {"httpGet": {"path": "/health", "port": "metrics"}},
                 "livenessProbe": {"httpGet": {"path": "/health", "port": "metrics"}, "periodSeconds": 10},
-                "securityContext": {"allowPrivilegeEscalation": False, "runAsNonRoot": True, "runAsUser": 10001},
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "runAsNonRoot": True,
+                    "runAsUser": 10001,
+                    "capabilities": {"drop": ["ALL"]},
+                },
             }
         ],
     }

@@ -113,7 +113,7 @@ class ClusterLocust(Locust):
                 "terminationGracePeriodSeconds": 10,
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534},
+                "securityContext": {**kube.RESTRICTED_POD, "runAsUser": 65534, "runAsGroup": 65534},
                 "containers": [container],
                 "volumes": [
                     {"name": "locustfile", "configMap": {"name": self.name}},

@@ -57,6 +57,11 @@ _KSERVE_OWN = {
 }  # fmt: skip
 
 
+KSERVE_FRAMEWORKS = (
+    "sklearn", "xgboost", "tensorflow", "pytorch", "triton", "onnx", "pmml", "lightgbm", "paddle", "huggingface",
+)  # fmt: skip
+
+
 def _mapping(value: Any) -> Obj:
     return value if isinstance(value, Mapping) else {}
 
@@ -73,8 +78,9 @@ def _ray(spec: Obj) -> Iterator[Part]:
 
 def _kserve(component: Obj, name: str) -> Iterator[Part]:
     """A KServe component carries PodSpec fields inline, and a ``model`` that is its container."""
-    pod = {k: v for k, v in component.items() if k not in _KSERVE_OWN}
-    model = _mapping(component.get("model"))
+    pod = {k: v for k, v in component.items() if k not in _KSERVE_OWN and k not in KSERVE_FRAMEWORKS}
+    # the model: the v1beta1 ``model`` field, or one of the older per-framework fields
+    model = _mapping(next((component[k] for k in ("model", *KSERVE_FRAMEWORKS) if k in component), None))
     if model and not pod.get("containers"):
         # the serving runtime supplies the image, and Knative a TCP readiness probe when none is set
         container = {"name": "kserve-container", **{k: v for k, v in model.items() if k in _CONTAINER}}

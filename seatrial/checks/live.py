@@ -231,11 +231,14 @@ def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
     if (w.pod.get("affinity") or {}).get("nodeAffinity"):
         spec["affinity"] = {"nodeAffinity": w.pod["affinity"]["nodeAffinity"]}
     spec["terminationGracePeriodSeconds"] = 0
+    spec["automountServiceAccountToken"] = False
+    spec["securityContext"] = dict(kube.RESTRICTED_POD)
     spec["containers"] = [
         {
             "name": "probe",
             "image": "seatrial.local/pause:3.10",
             "resources": {"requests": {GPU: str(w.gpus)}, "limits": {GPU: str(w.gpus)}},
+            "securityContext": dict(kube.RESTRICTED_CONTAINER),
         }
     ]
     with kube.translate(f"creating probe namespace {ns}"):

@@ -11,7 +11,7 @@ table (https://kubernetes.io/docs/concepts/security/pod-security-standards/).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from seatrial.checks.gpu import GPU_AGENT_IMAGE, gpu_agent
@@ -116,3 +116,101 @@ def baseline(inv: Inventory, facts: Facts) -> Iterator[Finding]:
             found += _container_level(c, agent)
         for field, message in found:
             yield Finding("PSS-001", w.ref, field, message)
+
+
+# restricted: the volume types a pod may use, and the one capability it may add back
+RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
+}  # fmt: skip
+RESTRICTED_CAPS = {"NET_BIND_SERVICE"}
+SECCOMP_NOT_MINE = {"RuntimeDefault", "Localhost", "Unconfined"}  # Unconfined is the baseline's (PSS-001)
+
+
+def _needs_privilege(w: Workload, agent: bool) -> bool:
+    """A GPU node agent that uses what the baseline lets it have (a host directory, privilege,
+    SYS_ADMIN, a host namespace): the restricted level is not for it. An agent that needs none
+    of it, like the reference stack's, is held to the restricted level like any pod."""
+    if not agent:
+        return False
+    pod = w.pod
+    if any(pod.get(ns) for ns in ("hostNetwork", "hostPID", "hostIPC")):
+        return True
+    if any((v or {}).get("hostPath") is not None for v in pod.get("volumes") or []):
+        return True
+    for c in w.containers(init=True):
+        ctx = c.spec.get("securityContext") or {}
+        if ctx.get("privileged") or set((ctx.get("capabilities") or {}).get("add") or []) - BASELINE_CAPS:
+            return True
+    return False
+
+
+def _unrestricted(w: Workload) -> Iterator[tuple[str, str]]:
+    """Each control of the restricted level the pod misses, as (field, what to set), the
+    containers named when only some miss it (a pod-level setting covers every container that
+    does not undo it). Each control is one level's: hostPath, Unconfined and the capabilities
+    beyond the baseline's list are PSS-001's findings, not said twice here."""
+    pod = w.pod
+    pod_ctx = pod.get("securityContext") or {}
+    allowed = RESTRICTED_VOLUMES | {"name", "hostPath"}
+    odd = sorted({str(k) for v in pod.get("volumes") or [] for k in (v or {}) if k not in allowed})
+    if odd:
+        yield "spec.volumes", f"volume types it allows (not {', '.join(odd)})"
+    if pod_ctx.get("runAsUser") == 0:
+        yield "spec.securityContext.runAsUser", "a runAsUser other than 0"
+    pod_seccomp = str((pod_ctx.get("seccompProfile") or {}).get("type") or "")
+    controls: list[tuple[str, str, Callable[[Mapping[str, Any]], bool]]] = [
+        ("allowPrivilegeEscalation", "allowPrivilegeEscalation: false",
+         lambda ctx: ctx.get("allowPrivilegeEscalation") is False),
+        ("runAsNonRoot", "runAsNonRoot: true",
+         lambda ctx: ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")) is True),
+        ("runAsUser", "a runAsUser other than 0", lambda ctx: ctx.get("runAsUser") != 0),
+        ("seccompProfile", "seccompProfile RuntimeDefault",
+         lambda ctx: str((ctx.get("seccompProfile") or {}).get("type") or pod_seccomp) in SECCOMP_NOT_MINE),
+        ("capabilities", "capabilities drop [ALL] (only NET_BIND_SERVICE added back)",
+         lambda ctx: "ALL" in ((ctx.get("capabilities") or {}).get("drop") or [])
+         and not set((ctx.get("capabilities") or {}).get("add") or []) & (BASELINE_CAPS - RESTRICTED_CAPS)),
+    ]  # fmt: skip
+    containers = w.containers(init=True)
+    for field, setting, ok in controls:
+        missing = [c for c in containers if not ok(c.spec.get("securityContext") or {})]
+        if len(missing) == len(containers) == 1:
+            yield f"{missing[0].where}.securityContext.{field}", setting
+        elif len(missing) == len(containers):
+            yield f"containers[*].securityContext.{field}", setting
+        elif missing:
+            yield f"{missing[0].where}.securityContext.{field}", f"{setting} in {', '.join(c.name for c in missing)}"
+
+
+def _one_finding(w: Workload, missed: list[tuple[str, str]]) -> Finding:
+    """All a pod misses of the restricted level as one finding: it is one fix (a securityContext
+    block), and four lines per workload would bury the findings that break something."""
+    field = missed[0][0] if len(missed) == 1 else ("spec" if w.kind == "Pod" else "spec.template.spec")
+    return Finding("PSS-002", w.ref, field, "misses the restricted level: " + ", ".join(m for _, m in missed))
+
+
+@check(
+    "PSS-002",
+    "Pods that need no privilege meet the Pod Security Standards' restricted level",
+    family="podsecurity",
+    severity="low",
+    why="A model server or cache that runs as root, may escalate, keeps its capabilities and makes any "
+    "syscall turns one exploited request into a foothold on the node; the restricted level costs "
+    "such a pod nothing.",
+    fix="Set runAsNonRoot: true and seccompProfile RuntimeDefault on the pod, allowPrivilegeEscalation: "
+    "false and capabilities drop [ALL] on every container (fsGroup lets a non-root user write its "
+    "volume); enforce with pod-security.kubernetes.io/enforce: restricted. GPU node agents that "
+    "need a host directory or privilege are left to PSS-001.",
+)
+def restricted(inv: Inventory, facts: Facts) -> Iterator[Finding]:
+    del facts
+    for w in inv.workloads:
+        agent = gpu_agent(w) or any(GPU_AGENT_IMAGE.search(str(c.spec.get("image", ""))) for c in w.containers())
+        if _needs_privilege(w, agent) or _windows(w):
+            continue
+        if missed := list(_unrestricted(w)):
+            yield _one_finding(w, missed)
+
+
+def _windows(w: Workload) -> bool:
+    """The standard's Linux controls do not apply to Windows pods (spec.os.name: windows)."""
+    return str((w.pod.get("os") or {}).get("name") or "") == "windows"

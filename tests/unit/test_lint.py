@@ -34,14 +34,14 @@ def test_each_path_is_judged_on_its_own(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("fail_on", "code"), [("critical", 1), ("high", 1)])
 def test_exit_code_follows_fail_on(fail_on: str, code: int) -> None:
     out = check(CANARY, "--fail-on", fail_on)
-    assert out.returncode == code and out.stdout.splitlines()[-1].startswith("FAIL: 7 finding(s)"), out.stdout
+    assert out.returncode == code and out.stdout.splitlines()[-1].startswith("FAIL: 8 finding(s)"), out.stdout
 
 
 def test_json_lists_every_finding(tmp_path: Path) -> None:
     out = check(CANARY, "--json")
     doc = json.loads(out.stdout)
     [path] = doc["paths"]
-    assert path["path"] == CANARY and len(path["findings"]) == 7
+    assert path["path"] == CANARY and len(path["findings"]) == 8
     assert path["findings"][0]["severity"] == "critical"  # worst first
 
 

@@ -322,3 +322,35 @@ def test_what_public_manifests_showed_was_no_problem() -> None:
     assert _findings("GPU-008", [gpu, namespace]) == [
         "Namespace/ml ResourceQuota: runs GPU pods (Deployment/vllm) with no requests.nvidia.com/gpu quota"
     ]
+
+
+def test_pss002_takes_pod_settings_for_every_container_and_leaves_privileged_agents_to_the_baseline() -> None:
+    hardened = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    server = {"name": "server", "image": "vllm/vllm-openai:v0.11.0", "securityContext": hardened}
+    d = _deployment([server])
+    pod = d["spec"]["template"]["spec"]
+    pod["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert _findings("PSS-002", [d]) == []  # the pod's settings cover its container
+    pod["initContainers"] = [{"name": "fetch", "image": "busybox:1.36", "securityContext": {"runAsNonRoot": False}}]
+    assert _findings("PSS-002", [d]) == [
+        "Deployment/vllm spec.template.spec: misses the restricted level: allowPrivilegeEscalation: false in fetch,"
+        " runAsNonRoot: true in fetch, capabilities drop [ALL] (only NET_BIND_SERVICE added back) in fetch"
+    ]  # one finding: one securityContext to fix
+    del pod["initContainers"]
+    server["securityContext"] = {**hardened, "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}
+    pod["volumes"] = [{"name": "models", "nfs": {"server": "nas", "path": "/models"}}]
+    assert _findings("PSS-002", [d]) == [
+        "Deployment/vllm spec.volumes: misses the restricted level: volume types it allows (not nfs)"
+    ]  # NET_BIND_SERVICE may come back
+    # a GPU agent with its host directory is the baseline's to judge; one that needs nothing is not exempt
+    plugin = {"name": "plugin", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"}
+    agent = _deployment([plugin], name="plugin")
+    agent["kind"] = "DaemonSet"
+    del agent["spec"]["replicas"]
+    assert len(_findings("PSS-002", [agent])) == 1
+    mount = {"name": "dp", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}
+    agent["spec"]["template"]["spec"]["volumes"] = [mount]
+    assert _findings("PSS-002", [agent]) == []
+    windows = _deployment([{"name": "iis", "image": "mcr.microsoft.com/windows/servercore/iis:latest"}])
+    windows["spec"]["template"]["spec"]["os"] = {"name": "windows"}
+    assert _findings("PSS-002", [windows]) == []  # the Linux controls do not apply
