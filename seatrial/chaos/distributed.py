@@ -15,6 +15,7 @@ later cleanup finds by those labels.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import threading
 import time
@@ -113,7 +114,7 @@ class ClusterLocust(Locust):
                 "terminationGracePeriodSeconds": 10,
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
-                "securityContext": {**kube.RESTRICTED_POD, "runAsUser": 65534, "runAsGroup": 65534},
+                "securityContext": {**copy.deepcopy(kube.RESTRICTED_POD), "runAsUser": 65534, "runAsGroup": 65534},
                 "containers": [container],
                 "volumes": [
                     {"name": "locustfile", "configMap": {"name": self.name}},

@@ -90,7 +90,10 @@ def _kserve(component: Obj, name: str) -> Iterator[Part]:
         yield name, {"metadata": {"labels": component.get("labels") or {}}, "spec": pod}
 
 
-_CONTAINER = {"image", "args", "command", "env", "envFrom", "resources", "ports", "readinessProbe", "livenessProbe"}
+_CONTAINER = {
+    "image", "args", "command", "env", "envFrom", "resources", "ports", "readinessProbe", "livenessProbe",
+    "securityContext",
+}  # fmt: skip
 
 
 RAY_CLUSTER = {"RayService": "rayClusterConfig", "RayJob": "rayClusterSpec"}  # where the cluster's spec sits

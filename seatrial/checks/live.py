@@ -7,6 +7,7 @@ returns, also when it fails. They run only in live mode, with a ``Live`` context
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import urllib.error
@@ -232,13 +233,13 @@ def _one_past_capacity(live: Live, w: Workload) -> Iterator[Finding]:
         spec["affinity"] = {"nodeAffinity": w.pod["affinity"]["nodeAffinity"]}
     spec["terminationGracePeriodSeconds"] = 0
     spec["automountServiceAccountToken"] = False
-    spec["securityContext"] = dict(kube.RESTRICTED_POD)
+    spec["securityContext"] = copy.deepcopy(kube.RESTRICTED_POD)
     spec["containers"] = [
         {
             "name": "probe",
             "image": "seatrial.local/pause:3.10",
             "resources": {"requests": {GPU: str(w.gpus)}, "limits": {GPU: str(w.gpus)}},
-            "securityContext": dict(kube.RESTRICTED_CONTAINER),
+            "securityContext": copy.deepcopy(kube.RESTRICTED_CONTAINER),
         }
     ]
     with kube.translate(f"creating probe namespace {ns}"):

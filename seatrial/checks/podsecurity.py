@@ -144,35 +144,49 @@ def _needs_privilege(w: Workload, agent: bool) -> bool:
     return False
 
 
+def _set(ctx: Mapping[str, Any], key: str, pod_ctx: Mapping[str, Any]) -> Any:
+    """A container's setting, or the pod's where the container leaves it unset (or null)."""
+    value = ctx.get(key)
+    return pod_ctx.get(key) if value is None else value
+
+
 def _unrestricted(w: Workload) -> Iterator[tuple[str, str]]:
     """Each control of the restricted level the pod misses, as (field, what to set), the
     containers named when only some miss it (a pod-level setting covers every container that
-    does not undo it). Each control is one level's: hostPath, Unconfined and the capabilities
-    beyond the baseline's list are PSS-001's findings, not said twice here."""
+    does not undo it). Each control is one level's: hostPath, Unconfined, privileged and the
+    capabilities beyond the baseline's list are PSS-001's findings, not said twice here. As the
+    admission controller does, Windows pods skip the Linux-only controls (escalation, seccomp,
+    capabilities) and pods in a user namespace (``hostUsers: false``) the user controls."""
     pod = w.pod
     pod_ctx = pod.get("securityContext") or {}
+    linux = str((pod.get("os") or {}).get("name") or "") != "windows"
+    host_users = pod.get("hostUsers") is not False
     allowed = RESTRICTED_VOLUMES | {"name", "hostPath"}
     odd = sorted({str(k) for v in pod.get("volumes") or [] for k in (v or {}) if k not in allowed})
     if odd:
         yield "spec.volumes", f"volume types it allows (not {', '.join(odd)})"
-    if pod_ctx.get("runAsUser") == 0:
+    if host_users and pod_ctx.get("runAsUser") == 0:
         yield "spec.securityContext.runAsUser", "a runAsUser other than 0"
-    pod_seccomp = str((pod_ctx.get("seccompProfile") or {}).get("type") or "")
-    controls: list[tuple[str, str, Callable[[Mapping[str, Any]], bool]]] = [
-        ("allowPrivilegeEscalation", "allowPrivilegeEscalation: false",
-         lambda ctx: ctx.get("allowPrivilegeEscalation") is False),
-        ("runAsNonRoot", "runAsNonRoot: true",
-         lambda ctx: ctx.get("runAsNonRoot", pod_ctx.get("runAsNonRoot")) is True),
-        ("runAsUser", "a runAsUser other than 0", lambda ctx: ctx.get("runAsUser") != 0),
-        ("seccompProfile", "seccompProfile RuntimeDefault",
-         lambda ctx: str((ctx.get("seccompProfile") or {}).get("type") or pod_seccomp) in SECCOMP_NOT_MINE),
-        ("capabilities", "capabilities drop [ALL] (only NET_BIND_SERVICE added back)",
-         lambda ctx: "ALL" in ((ctx.get("capabilities") or {}).get("drop") or [])
-         and not set((ctx.get("capabilities") or {}).get("add") or []) & (BASELINE_CAPS - RESTRICTED_CAPS)),
+    if host_users and pod_ctx.get("runAsNonRoot") is False:
+        yield "spec.securityContext.runAsNonRoot", "runAsNonRoot: true (not false)"
+
+    def privileged(ctx: Mapping[str, Any]) -> bool:
+        return bool(ctx.get("privileged"))  # the baseline's finding; escalation cannot even be unset there
+
+    controls: list[tuple[str, str, bool, Callable[[Mapping[str, Any]], bool]]] = [
+        ("allowPrivilegeEscalation", "allowPrivilegeEscalation: false", linux,
+         lambda ctx: ctx.get("allowPrivilegeEscalation") is False or privileged(ctx)),
+        ("runAsNonRoot", "runAsNonRoot: true", host_users, lambda ctx: _set(ctx, "runAsNonRoot", pod_ctx) is True),
+        ("runAsUser", "a runAsUser other than 0", host_users, lambda ctx: ctx.get("runAsUser") != 0),
+        ("seccompProfile", "seccompProfile RuntimeDefault", linux,
+         lambda ctx: str((_set(ctx, "seccompProfile", pod_ctx) or {}).get("type") or "") in SECCOMP_NOT_MINE),
+        ("capabilities", "capabilities drop [ALL] (only NET_BIND_SERVICE added back)", linux,
+         lambda ctx: privileged(ctx) or ("ALL" in ((ctx.get("capabilities") or {}).get("drop") or [])
+         and not set((ctx.get("capabilities") or {}).get("add") or []) & (BASELINE_CAPS - RESTRICTED_CAPS))),
     ]  # fmt: skip
     containers = w.containers(init=True)
-    for field, setting, ok in controls:
-        missing = [c for c in containers if not ok(c.spec.get("securityContext") or {})]
+    for field, setting, applies, ok in controls:
+        missing = [c for c in containers if applies and not ok(c.spec.get("securityContext") or {})]
         if len(missing) == len(containers) == 1:
             yield f"{missing[0].where}.securityContext.{field}", setting
         elif len(missing) == len(containers):
@@ -205,12 +219,7 @@ def restricted(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
     for w in inv.workloads:
         agent = gpu_agent(w) or any(GPU_AGENT_IMAGE.search(str(c.spec.get("image", ""))) for c in w.containers())
-        if _needs_privilege(w, agent) or _windows(w):
+        if _needs_privilege(w, agent):
             continue
         if missed := list(_unrestricted(w)):
             yield _one_finding(w, missed)
-
-
-def _windows(w: Workload) -> bool:
-    """The standard's Linux controls do not apply to Windows pods (spec.os.name: windows)."""
-    return str((w.pod.get("os") or {}).get("name") or "") == "windows"

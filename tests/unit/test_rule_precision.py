@@ -347,10 +347,57 @@ def test_pss002_takes_pod_settings_for_every_container_and_leaves_privileged_age
     agent = _deployment([plugin], name="plugin")
     agent["kind"] = "DaemonSet"
     del agent["spec"]["replicas"]
-    assert len(_findings("PSS-002", [agent])) == 1
+    assert _findings("PSS-002", [agent]) == [
+        "DaemonSet/plugin spec.template.spec: misses the restricted level: allowPrivilegeEscalation: false,"
+        " runAsNonRoot: true, seccompProfile RuntimeDefault, capabilities drop [ALL] (only NET_BIND_SERVICE added back)"
+    ]
     mount = {"name": "dp", "hostPath": {"path": "/var/lib/kubelet/device-plugins"}}
     agent["spec"]["template"]["spec"]["volumes"] = [mount]
     assert _findings("PSS-002", [agent]) == []
-    windows = _deployment([{"name": "iis", "image": "mcr.microsoft.com/windows/servercore/iis:latest"}])
-    windows["spec"]["template"]["spec"]["os"] = {"name": "windows"}
-    assert _findings("PSS-002", [windows]) == []  # the Linux controls do not apply
+
+
+def test_pss002_follows_the_admission_controllers_precedence_and_leaves_the_baseline_its_own() -> None:
+    hardened = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
+    d = _deployment([{"name": "s", "image": "x:1", "securityContext": hardened}])
+    pod = d["spec"]["template"]["spec"]
+    pod["securityContext"] = {"runAsNonRoot": False, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert _findings("PSS-002", [d]) == [  # an explicit false at the pod is refused even if containers say true
+        "Deployment/vllm spec.securityContext.runAsNonRoot: misses the restricted level: runAsNonRoot: true (not false)"
+    ]
+    pod["securityContext"] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    c = pod["containers"][0]
+    c["securityContext"] = {**hardened, "runAsNonRoot": None, "runAsUser": 0, "seccompProfile": {"type": "Localhost"}}
+    assert _findings("PSS-002", [d]) == [  # null falls back to the pod; a container's own profile wins
+        "Deployment/vllm containers[s].securityContext.runAsUser: misses the restricted level: a runAsUser other than 0"
+    ]
+    # what the baseline (PSS-001) says is not said again: Unconfined, privileged, SYS_ADMIN, hostPath
+    c["securityContext"] = {"privileged": True, "seccompProfile": {"type": "Unconfined"}, "runAsNonRoot": True}
+    pod["volumes"] = [{"name": "h", "hostPath": {"path": "/srv"}}]
+    assert _findings("PSS-002", [d]) == [] and len(_findings("PSS-001", [d])) == 3
+    c["securityContext"] = {**hardened, "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN"]}}
+    assert _findings("PSS-002", [d]) == [] and len(_findings("PSS-001", [d])) == 2
+    c["securityContext"] = {**hardened, "capabilities": {"drop": ["ALL"], "add": ["CHOWN"]}}  # baseline allows it
+    assert _findings("PSS-002", [d]) == [
+        "Deployment/vllm containers[s].securityContext.capabilities: misses the restricted level:"
+        " capabilities drop [ALL] (only NET_BIND_SERVICE added back)"
+    ]
+    # Windows skips the Linux-only controls, not the user and volume ones; a user namespace the user ones
+    win = _deployment([{"name": "iis", "image": "mcr.microsoft.com/windows/servercore/iis:ltsc2022"}])
+    win["spec"]["template"]["spec"]["os"] = {"name": "windows"}
+    assert _findings("PSS-002", [win]) == [
+        "Deployment/vllm containers[iis].securityContext.runAsNonRoot: misses the restricted level: runAsNonRoot: true"
+    ]
+    userns = _deployment([{"name": "s", "image": "x:1", "securityContext": {**hardened, "runAsNonRoot": False}}])
+    userns["spec"]["template"]["spec"] |= {
+        "hostUsers": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+    }
+    assert _findings("PSS-002", [userns]) == []
+    # a KServe predictor's model container carries its securityContext (the older framework fields too)
+    model = {"storageUri": "gs://m", "securityContext": hardened}
+    predictor = {"securityContext": {"seccompProfile": {"type": "RuntimeDefault"}}, "sklearn": model}
+    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "iris"},
+            "spec": {"predictor": predictor}}  # fmt: skip
+    assert _findings("PSS-002", [isvc]) == []
+    model["securityContext"] = {}
+    assert len(_findings("PSS-002", [isvc])) == 1
