@@ -281,6 +281,10 @@ def http_json(
 
 
 # ---- Redis (RESP2) -------------------------------------------------------------------------
+class RedisBusy(ConnectionError):
+    """The shared connection was in use for longer than the caller would wait."""
+
+
 class Redis:
     """Enough of the Redis protocol for a cache and a checkpoint: AUTH, PING, GET, SET, DEL."""
 
@@ -354,9 +358,17 @@ class Redis:
         self._sock.sendall(msg)
         return self._reply()
 
-    def command(self, *args: str | bytes) -> Any:
-        with self._lock:
-            for attempt in (1, 2):  # one reconnect: the server may have restarted since
+    def command(self, *args: str | bytes, wait: float | None = None) -> Any:
+        """One command on the shared connection. ``wait``: how long to queue behind another
+        caller's command before giving up with ``RedisBusy`` (default: as long as it takes). A
+        cache that answers a request late is worse than a miss: callers queued behind a dead
+        server's connect timeout each waited it out in turn (node-failure saw 2 s stalls)."""
+        if not self._lock.acquire(timeout=-1 if wait is None else wait):
+            raise RedisBusy("the redis connection is busy with another command")
+        try:
+            # one reconnect, for a kept connection only (the server may have restarted since);
+            # a fresh connect that failed would fail again, as slowly
+            for attempt in (1, 2) if self._sock is not None else (2,):
                 try:
                     if self._sock is None:
                         self._connect()
@@ -368,6 +380,8 @@ class Redis:
                     if attempt == 2:
                         raise
             return None
+        finally:
+            self._lock.release()
 
 
 class RedisError(Exception):

@@ -17,6 +17,7 @@ from typing import Any
 from stack.common import (
     HttpError,
     Redis,
+    RedisBusy,
     Request,
     Service,
     env_float,
@@ -100,12 +101,16 @@ def main() -> None:
     # the cache is skipped for a while, then tried again.
     cache_pause = env_float("CACHE_PAUSE_SECONDS", 5)
     cache_down_until = [0.0]
+    # and while one request waits on the cache, the others do not queue behind it: a miss
+    cache_wait = env_float("CACHE_WAIT_SECONDS", 0.1)
 
     def cached_call(*args: str) -> Any:
         if time.monotonic() < cache_down_until[0]:
             raise ConnectionError("cache paused after a failure")
         try:
-            return redis.command(*args)
+            return redis.command(*args, wait=cache_wait)
+        except RedisBusy:
+            raise
         except Exception:
             cache_down_until[0] = time.monotonic() + cache_pause
             raise
