@@ -356,6 +356,7 @@ def error_rate(
         target = load_target(api, _namespace(configuration), spec)
     counts = [0, 0]  # sent, failed
     why: dict[str, int] = {}  # each kind of failure, counted: a rate alone says nothing of its cause
+    when: list[float] = []  # and when in the window each was sent: a burst at the start or a steady trickle
     lock = threading.Lock()
     start = time.monotonic()
 
@@ -374,6 +375,7 @@ def error_rate(
                 counts[1] += not ok
                 if error:
                     why[error] = why.get(error, 0) + 1
+                    when.append(sent - start)
             if not ok:
                 time.sleep(0.05)
 
@@ -384,7 +386,9 @@ def error_rate(
         w.join()
     if why:  # in the run's log beside the verdict: what the failed requests met
         said = "; ".join(f"{n} x {e}" for e, n in sorted(why.items(), key=lambda kv: -kv[1])[:3])
+        at = ", ".join(f"{t:.1f}" for t in sorted(when)[:6])
         logging.getLogger("chaostoolkit").warning(
-            "front door: %d of %d requests failed: %s", counts[1], counts[0], said
-        )
+            "front door: %d of %d requests failed: %s (sent at %s s of %.1f s)",
+            counts[1], counts[0], said, at, time.monotonic() - start,
+        )  # fmt: skip
     return counts[1] / counts[0] if counts[0] else 1.0

@@ -243,8 +243,12 @@ def noticed(timeout: float = 60.0, configuration: Configuration = None) -> str:
         return "ok: no node failed yet (the steady state before the fault)"
     deadline = time.monotonic() + timeout
     api = _api(configuration)
+    ready_nodes: list[str] = []
+    in_service: list[str] = []
     while time.monotonic() < deadline:
-        if all(len(tl.not_ready) == len(tl.nodes) for tl, _ in failed) and _out_of_service(api, failed):
+        ready_nodes = sorted(n for tl, _ in failed for n in tl.nodes if n not in tl.not_ready)
+        in_service = [] if ready_nodes else _in_service(api, failed)
+        if not ready_nodes and not in_service:
             time.sleep(SYNC_SECONDS)
             slowest = max(max(tl.not_ready.values()) for tl, _ in failed)
             tainted = sum(len(tl.tainted) for tl, _ in failed)
@@ -253,16 +257,26 @@ def noticed(timeout: float = 60.0, configuration: Configuration = None) -> str:
                 f"ok: {count} node(s) NotReady after {slowest:.0f} s ({tainted} tainted unreachable:NoExecute so far)"
             )
         time.sleep(0.5)
-    return f"the control plane did not notice the failed nodes within {timeout:.0f} s"
+    return f"the control plane did not notice the failed nodes within {timeout:.0f} s: " + unnoticed(
+        ready_nodes, in_service
+    )
+
+
+def unnoticed(ready_nodes: list[str], in_service: list[str]) -> str:
+    """Pure: what the control plane had not yet done, so a late notice names its node or pod."""
+    if ready_nodes:
+        return f"{len(ready_nodes)} still Ready ({', '.join(ready_nodes[:5])})"
+    return f"every node NotReady, but {', '.join(in_service[:5])} still ready in their Services"
 
 
 SYNC_SECONDS = 3.0  # from a pod marked not ready to every kube-proxy's rules without it
 
 
-def _out_of_service(api: client.ApiClient, failed: list[tuple[Timeline, threading.Event]]) -> bool:
-    """Every stack pod that ran on a failed node is marked not ready (or going): the endpoint
-    controllers take it out of the Services from here on."""
+def _in_service(api: client.ApiClient, failed: list[tuple[Timeline, threading.Event]]) -> list[str]:
+    """The stack pods that ran on a failed node and are not yet marked not ready (or going):
+    once none is left, the endpoint controllers take them out of the Services."""
     core = client.CoreV1Api(api)
+    left: list[str] = []
     for tl, _ in failed:
         for key in tl.pods:
             pns, pname = key.split("/")
@@ -273,8 +287,8 @@ def _out_of_service(api: client.ApiClient, failed: list[tuple[Timeline, threadin
                     continue
                 raise
             if drain.healthy(pod):
-                return False
-    return True
+                left.append(key)
+    return left
 
 
 def _kick_simulated_pods(api: client.ApiClient, names: list[str], namespaces: frozenset[str]) -> None:

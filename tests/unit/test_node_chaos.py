@@ -141,3 +141,10 @@ def test_api_answers_become_errors_an_undo_can_tell_apart(status: int, error: ty
     assert type(exc.value) is error
     if error is AccessError:  # the kubeconfig or its roles are wrong, not the cluster: a configuration error
         assert exc.value.exit_code == 2 and exc.value.hint
+
+
+def test_a_late_notice_names_the_node_still_ready_or_the_pod_still_in_service() -> None:
+    # a zone-outage run once failed with "did not notice within 60 s" and nothing else to go on
+    assert failure.unnoticed(["kwok-cpu-2"], []) == "1 still Ready (kwok-cpu-2)"
+    said = failure.unnoticed([], ["stack/gateway-abc", "stack/etcd-1"])
+    assert said == "every node NotReady, but stack/gateway-abc, stack/etcd-1 still ready in their Services"
