@@ -115,6 +115,13 @@ def operator_binds_token(obj: Obj) -> bool:
     return _mapping(obj.get("spec")).get("operatorBindsToken") is True
 
 
+def operator_defaults_resources(obj: Obj) -> bool:
+    """Whether the operator's admission webhook fills in what this stand-in's containers leave out
+    of their resources: KServe's gives every InferenceService container its configured defaults
+    (1 CPU and 2Gi, as requests and limits, out of the box), key by key."""
+    return _mapping(obj.get("spec")).get("operatorDefaultsResources") is True
+
+
 def parts(obj: Obj) -> list[Part]:
     """The pod templates of a custom resource of a kind in ``KINDS`` (none for other kinds)."""
     kind, spec = obj.get("kind"), _mapping(obj.get("spec"))
@@ -156,6 +163,8 @@ def stand_ins(obj: Obj) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {"template": template}
         if _autoscaled_ray_head(obj, part):
             spec["operatorBindsToken"] = True
+        if obj.get("kind") == "InferenceService":
+            spec["operatorDefaultsResources"] = True
         out.append({"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": stand_meta, "spec": spec})
     return out
 

@@ -401,3 +401,18 @@ def test_pss002_follows_the_admission_controllers_precedence_and_leaves_the_base
     assert _findings("PSS-002", [isvc]) == []
     model["securityContext"] = {}
     assert len(_findings("PSS-002", [isvc])) == 1
+
+
+def test_kserve_containers_take_the_webhooks_default_resources() -> None:
+    # KServe's webhook gives an InferenceService container 1 CPU and 2Gi where it names none
+    # (the public set's torchserve predictor named only its memory and GPU limits)
+    model = {"modelFormat": {"name": "pytorch"}, "resources": {"limits": {"memory": "4Gi", "nvidia.com/gpu": "1"}}}
+    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "bert"},
+            "spec": {"predictor": {"model": model}}}  # fmt: skip
+    for rule in ("RES-001", "RES-002", "RES-003"):
+        assert _findings(rule, [isvc]) == []
+    # the same container in a Deployment runs with what it says
+    plain = _deployment([{"name": "kserve-container", "image": "pytorch/torchserve:0.9.0", **model}])
+    assert _findings("RES-001", [plain]) == [
+        "Deployment/vllm containers[kserve-container].resources.requests: no cpu request"
+    ]
