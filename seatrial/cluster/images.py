@@ -133,12 +133,28 @@ def _image(
     return Image(ref, out)
 
 
+def open_to_all(top: Path) -> None:
+    """Make what an image adds readable (and, where its owner may run it, runnable) by every user,
+    as a package's files are: the stack, etcd and locust run as users other than root, and files
+    copied from a checkout or a build keep the modes the user's umask gave them (077 or 027 on
+    hardened hosts: 0600 code and a 0700 etcd binary that user 65532 can neither read nor run)."""
+    for path in [top, *top.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o7777
+        if path.is_dir():
+            path.chmod(mode | 0o755)
+        else:
+            path.chmod(mode | 0o444 | (0o111 if mode & 0o100 else 0))
+
+
 def _copy_in(*files: Path) -> Callable[[Path, Path], None]:
     def populate(rootfs: Path, log: Path) -> None:
         del log
         rootfs.mkdir(parents=True)
         for f in files:
             shutil.copy2(f, rootfs / f.name)
+        open_to_all(rootfs)  # a fresh root: nothing in it but these
 
     return populate
 
@@ -220,6 +236,7 @@ def _copy_to(dest: str, binary: Path) -> Callable[[Path, Path], None]:
         del log
         (rootfs / dest).mkdir(parents=True)
         shutil.copy2(binary, rootfs / dest / binary.name)
+        open_to_all(rootfs)  # a fresh root: nothing in it but this
 
     return populate
 
@@ -287,6 +304,7 @@ def stack_image(apps: Path, root: Path | None = None) -> Image:
     def add(rootfs: Path, log: Path) -> None:
         del log
         shutil.copytree(apps / "stack", rootfs / "app" / "stack", ignore=shutil.ignore_patterns("__pycache__"))
+        open_to_all(rootfs / "app")
 
     config = ["--config.env", "PYTHONPATH=/app", "--config.workingdir", "/app"]
     return _layer("stack", STACK, _tree_digest(apps / "stack"), add, config=config, root=root)
@@ -316,6 +334,7 @@ def locust_image(root: Path | None = None) -> Image:
                    "manylinux_2_28_x86_64", *wheels]  # fmt: skip
         build.say(f"building image seatrial.local/locust:{wanted}: locust and its wheels from PyPI")
         _run(cmd, log=log)
+        open_to_all(target)
 
     config = ["--config.env", f"PYTHONPATH={LOCUST_DIR}", "--config.env", "PYTHONDONTWRITEBYTECODE=1",
               "--config.workingdir", "/tmp"]  # fmt: skip

@@ -91,3 +91,23 @@ def test_image_store_is_built_once_and_planted_without_copying_layers(tmp_path: 
     finally:
         daemon.terminate()
         daemon.wait(timeout=20)
+
+
+def test_what_an_image_adds_is_open_to_every_user_whatever_the_umask(tmp_path: Path) -> None:
+    # the stack runs as user 65532: a checkout or build made under umask 077 gave 0600 code, a
+    # 0700 directory and a 0700 etcd binary, none of which that user could read or run
+    tree = tmp_path / "app"
+    (tree / "stack").mkdir(parents=True, mode=0o700)
+    tree.chmod(0o700)
+    (tree / "stack" / "gateway.py").write_text("x")
+    (tree / "stack" / "gateway.py").chmod(0o600)
+    (tree / "stack" / "etcd").write_text("x")
+    (tree / "stack" / "etcd").chmod(0o700)
+    (tree / "stack" / "link").symlink_to("gateway.py")
+    images.open_to_all(tree)
+    assert {p.name: p.stat().st_mode & 0o777 for p in [tree, *tree.rglob("*")] if not p.is_symlink()} == {
+        "app": 0o755,
+        "stack": 0o755,
+        "gateway.py": 0o644,
+        "etcd": 0o755,
+    }
