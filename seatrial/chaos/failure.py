@@ -170,9 +170,16 @@ def fail_node(
         if local is not None:
             nodeops.power_off(api, name, local.kill_node, local.revive_node)
         else:
-            nodeops.set_label(api, name, KWOK_LABEL, None)
+            _stop_heartbeat(api, name)
     threading.Thread(target=_follow, args=(api, ns, tl, stop), daemon=True, name="node-failure-clock").start()
     return tl.summary()
+
+
+def _stop_heartbeat(api: client.ApiClient, name: str) -> None:
+    """A simulated node fails: KWOK lets it go (it manages only nodes with its label) and its
+    heartbeat lease is held, so nothing renews it even if KWOK missed the change."""
+    nodeops.set_label(api, name, KWOK_LABEL, None)
+    nodeops.hold_lease(api, name)
 
 
 def fail_zone(holding: str, configuration: Configuration = None) -> dict[str, Any]:
@@ -213,7 +220,7 @@ def fail_zone(holding: str, configuration: Configuration = None) -> dict[str, An
             lambda: _kick_simulated_pods(api, simulated, book.namespaces),
         )
     for name in simulated:
-        nodeops.set_label(api, name, KWOK_LABEL, None)
+        _stop_heartbeat(api, name)
     for name in real:
         assert local is not None
         nodeops.power_off(api, name, local.kill_node, local.revive_node)

@@ -13,8 +13,9 @@ change here goes the same way:
 ``restore`` puts back what the annotation says and removes the marks, key by key, so it is
 idempotent and also works for a run that died with ``kill -9`` (the marks are all it needs).
 Keys: ``unschedulable``, ``taint/<key>/<effect>``, ``condition/<type>``, ``allocatable/<resource>``,
-``label/<key>``, ``power`` (a real node of the local cluster that was switched off) and
-``gpu/<device>`` (a GPU of a real node that its device plugin reports unhealthy).
+``label/<key>``, ``lease`` (the node's heartbeat Lease, held so nothing renews it), ``power``
+(a real node of the local cluster that was switched off) and ``gpu/<device>`` (a GPU of a real
+node that its device plugin reports unhealthy).
 """
 
 from __future__ import annotations
@@ -236,6 +237,44 @@ def set_label(api: client.ApiClient, name: str, key: str, value: str | None) -> 
         client.CoreV1Api(api).patch_node(name, {"metadata": {"labels": {key: value}}})
 
 
+NODE_LEASES = "kube-node-lease"  # a node's heartbeat: part of the node, guarded as the node is
+HELD_SECONDS = 3600  # a holder's term no heartbeat outlasts an experiment by waiting out
+
+
+def hold_lease(api: client.ApiClient, name: str) -> None:
+    """Take a node's heartbeat Lease from whatever renews it, leaving its last renewal as it was:
+    the control plane then sees a node that stopped heartbeating. KWOK stops on its own when the
+    node leaves its label selector, but not when it misses that watch event (a watch re-opened
+    from resourceVersion 0 does not replay it): zone-outage saw a simulated node stay Ready for
+    60 s once in 30 runs. A lease held by another, unexpired, is one KWOK neither renews nor
+    heartbeats the node's status under. The undo gives the lease back as it was."""
+    _guard(api, name, f"hold the heartbeat lease of node {name}")
+    book = ledger.current()
+    coord = client.CoordinationV1Api(api)
+    try:
+        with kube.translate(f"reading the heartbeat lease of node {name}"):
+            spec = kube.as_dict(coord.read_namespaced_lease(name, NODE_LEASES)).get("spec") or {}
+    except NotFoundError:
+        return  # nothing heartbeats this node through a lease
+    book.will(f"node {name}'s heartbeat lease given back", lambda: restore(api, name, keys=["lease"]))
+    original = {"holderIdentity": spec.get("holderIdentity"), "leaseDurationSeconds": spec.get("leaseDurationSeconds")}
+    _remember(api, name, "lease", original, book.run_id)
+    _put_lease(api, name, {"holderIdentity": f"seatrial/{book.run_id}", "leaseDurationSeconds": HELD_SECONDS})
+
+
+def _put_lease(api: client.ApiClient, name: str, spec: Mapping[str, Any]) -> None:
+    """Set the lease's holder and term as of its current version (its holder may renew meanwhile)."""
+    coord = client.CoordinationV1Api(api)
+
+    def write() -> None:
+        lease = kube.as_dict(coord.read_namespaced_lease(name, NODE_LEASES))
+        body = {"metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]}, "spec": dict(spec)}
+        coord.patch_namespaced_lease(name, NODE_LEASES, body)
+
+    with contextlib.suppress(NotFoundError):
+        _retry_conflicts(f"setting the holder of node {name}'s heartbeat lease", write)
+
+
 def power_off(api: client.ApiClient, name: str, off: PowerOn, on: PowerOn) -> None:
     """Switch a real node off (``off``); the undo switches it on again (``on``)."""
     _guard(api, name, f"switch node {name} off")
@@ -287,6 +326,8 @@ def restore(api: client.ApiClient, name: str, *, keys: list[str] | None = None, 
         elif key.startswith("label/"):
             with kube.translate(f"labelling node {name}"):
                 client.CoreV1Api(api).patch_node(name, {"metadata": {"labels": {key.split("/", 1)[1]: original}}})
+        elif key == "lease" and isinstance(original, dict):
+            _put_lease(api, name, original)
         elif key == "power" and host is not None:
             host.revive_node(name)
         elif key.startswith("gpu/") and host is not None:

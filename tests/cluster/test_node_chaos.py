@@ -27,7 +27,7 @@ import pytest
 from kubernetes import client
 
 from seatrial import kube, profile, workloads
-from seatrial.chaos import ledger, runner
+from seatrial.chaos import ledger, nodeops, runner
 from seatrial.cluster.local import LocalCluster
 from seatrial.stack import Deployed
 
@@ -40,7 +40,10 @@ def where(api: client.ApiClient, kube_target: kube.Target, reference_stack: Depl
 
 
 def _nodes(where: runner.Where) -> dict[str, Any]:
-    """Each node as the tests compare it: ready, schedulable, its taints, GPUs, seatrial's marks."""
+    """Each node as the tests compare it: ready, schedulable, its taints, GPUs, seatrial's marks,
+    and who holds its heartbeat lease for how long (a failed simulated node's lease is held)."""
+    leases = client.CoordinationV1Api(where.api).list_namespaced_lease(nodeops.NODE_LEASES).items
+    holders = {kube.name_of(x): (x.spec.holder_identity, x.spec.lease_duration_seconds) for x in leases}
     out = {}
     for n in client.CoreV1Api(where.api).list_node().items:
         d = kube.as_dict(n)
@@ -53,6 +56,7 @@ def _nodes(where: runner.Where) -> dict[str, Any]:
             ledger.RUN_LABEL in (meta.get("labels") or {}),
             ledger.ORIGINAL_ANNOTATION in (meta.get("annotations") or {}),
             sorted(c["type"] for c in status.get("conditions") or []),
+            holders.get(meta["name"]),
         )
     return out
 
