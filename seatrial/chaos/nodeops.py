@@ -246,7 +246,7 @@ def hold_lease(api: client.ApiClient, name: str) -> None:
     the control plane then sees a node that stopped heartbeating. KWOK stops on its own when the
     node leaves its label selector, but not when it misses that watch event (a watch re-opened
     from resourceVersion 0 does not replay it): zone-outage saw a simulated node stay Ready for
-    60 s once in 30 runs. A lease held by another, unexpired, is one KWOK neither renews nor
+    60 s in two of thirteen runs. A lease held by another, unexpired, is one KWOK neither renews nor
     heartbeats the node's status under. The undo gives the lease back as it was."""
     _guard(api, name, f"hold the heartbeat lease of node {name}")
     book = ledger.current()
