@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seatrial.cluster import build, versions
+from seatrial.cluster.supervisor import DAEMON_UMASK
 from seatrial.errors import BuildError, ToolMissingError
 
 DEBIAN_SUITE = "bookworm"
@@ -386,7 +387,9 @@ def image_store(imgs: list[Image], root: Path | None = None) -> Path:
     are never written in place, so sharing their inodes between nodes is safe."""
     d = images_dir(root)
     key = _digest(
-        _containerd_version(), [(i.ref, i.archive.stat().st_size, i.archive.stat().st_mtime_ns) for i in imgs]
+        _containerd_version(),
+        2,  # 2: unpacked under the daemons' umask (a store unpacked under 077 has 0700 container roots)
+        [(i.ref, i.archive.stat().st_size, i.archive.stat().st_mtime_ns) for i in imgs],
     )
     store = d / f"store-{key}"
     if (store / "complete").exists():
@@ -414,7 +417,9 @@ def image_store(imgs: list[Image], root: Path | None = None) -> Path:
             f'[grpc]\n  address = "{sock}"\n'
         )
         with log.open("a") as fh:
-            daemon = subprocess.Popen(["containerd", f"--config={config}"], stdout=fh, stderr=subprocess.STDOUT)
+            daemon = subprocess.Popen(
+                ["containerd", f"--config={config}"], stdout=fh, stderr=subprocess.STDOUT, umask=DAEMON_UMASK
+            )
         try:
             deadline = time.monotonic() + 30
             while not sock.exists():

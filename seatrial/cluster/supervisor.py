@@ -25,6 +25,10 @@ from typing import Any
 
 PR_SET_PDEATHSIG = 1
 STOP_GRACE = 10.0
+# The daemons run with the umask a service manager gives them (systemd: 0022), not the user's: under
+# 077 containerd made each container's root directory 0700, and no process of a non-root pod
+# could find its executable ("python3": executable file not found in $PATH).
+DAEMON_UMASK = 0o022
 
 
 @dataclass
@@ -127,6 +131,7 @@ class Supervisor:
             env=env,
             preexec_fn=_die_with_parent,  # noqa: PLW1509 - the supervisor runs no threads
             close_fds=True,
+            umask=DAEMON_UMASK,
         )
         log.close()
         self.children[spec.name] = proc
