@@ -27,10 +27,10 @@ s = socket.socket(socket.AF_UNIX); s.bind(os.path.join(d, "ready.sock")); s.list
 """
 
 
-def _run(tmp_path: Path, restarts: int) -> dict[str, object]:
+def _run(tmp_path: Path, restarts: int, script: str = FLAKY, umask: int = 0o022) -> dict[str, object]:
     spec = ProcessSpec(
         name="flaky",
-        argv=[sys.executable, "-c", FLAKY, str(tmp_path)],
+        argv=[sys.executable, "-c", script, str(tmp_path)],
         log=str(tmp_path / "flaky.log"),
         stage=0,
         ready_path=str(tmp_path / "ready.sock"),
@@ -38,7 +38,7 @@ def _run(tmp_path: Path, restarts: int) -> dict[str, object]:
     )
     (tmp_path / "plan.json").write_text(json.dumps(asdict(Plan(processes=[spec], start_timeout=20))))
     sup = subprocess.Popen(
-        [sys.executable, "-m", "seatrial.cluster.supervisor", str(tmp_path)], cwd=Path(__file__).parents[2]
+        [sys.executable, "-m", "seatrial.cluster.supervisor", str(tmp_path)], cwd=Path(__file__).parents[2], umask=umask
     )
     try:
         deadline = time.monotonic() + 20
@@ -66,3 +66,19 @@ def test_without_restarts_an_early_exit_fails_naming_the_log(tmp_path: Path) -> 
     status = _run(tmp_path, restarts=0)
     assert status["phase"] == "failed"
     assert "flaky exited with code 1" in str(status["error"]) and "flaky.log" in str(status["error"])
+
+
+# write the umask it was started with, then get ready
+UMASK = """
+import os, socket, sys, time
+d = sys.argv[1]
+open(os.path.join(d, "umask"), "w").write(oct(os.umask(0)))
+s = socket.socket(socket.AF_UNIX); s.bind(os.path.join(d, "ready.sock")); s.listen(); time.sleep(60)
+"""
+
+
+def test_daemons_run_with_a_service_umask_whatever_the_users(tmp_path: Path) -> None:
+    # under the user's 077, containerd made container roots 0700 and non-root pods found no executable
+    status = _run(tmp_path, restarts=0, script=UMASK, umask=0o077)
+    assert status["phase"] == "ready"
+    assert (tmp_path / "umask").read_text() == "0o22"
