@@ -134,6 +134,9 @@ def _image(
     return Image(ref, out)
 
 
+OPEN_TO_ALL = 2  # in the recipes of the images open_to_all made: one built before, under umask 077, is not reused
+
+
 def open_to_all(top: Path) -> None:
     """Make what an image adds readable (and, where its owner may run it, runnable) by every user,
     as a package's files are: the stack, etcd and locust run as users other than root, and files
@@ -165,7 +168,7 @@ def pause_image(root: Path | None = None) -> Image:
     return _image(
         "pause",
         PAUSE,
-        _digest(PAUSE, "catatonit -P", 1),
+        _digest(PAUSE, "catatonit -P", OPEN_TO_ALL),
         tools=("catatonit",),
         populate=_copy_in(catatonit),
         config=["--config.entrypoint", "/catatonit", "--config.entrypoint", "-P"],
@@ -220,7 +223,7 @@ def python_image(root: Path | None = None) -> Image:
 def binary_image(ref: str, binary: Path, root: Path | None = None) -> Image:
     """A scratch image holding one static binary as its entrypoint."""
     name = ref.rsplit("/", 1)[-1].split(":", maxsplit=1)[0]
-    recipe = _digest(ref, binary.stat().st_size, binary.stat().st_mtime_ns, 1)
+    recipe = _digest(ref, binary.stat().st_size, binary.stat().st_mtime_ns, OPEN_TO_ALL)
     return _image(
         name,
         ref,
@@ -247,7 +250,7 @@ def etcd_image(binary: Path, root: Path | None = None) -> Image:
     return _image(
         "etcd",
         ETCD,
-        _digest(ETCD, binary.stat().st_size, binary.stat().st_mtime_ns, 1),
+        _digest(ETCD, binary.stat().st_size, binary.stat().st_mtime_ns, OPEN_TO_ALL),
         tools=(),
         populate=_copy_to("usr/local/bin", binary),
         config=["--config.entrypoint", "/usr/local/bin/etcd"],
@@ -271,7 +274,7 @@ def _layer(
     base = python_image(root)
     d = images_dir(root)
     out = d / f"{name}.tar"
-    recipe = _digest(ref, recipe, base.archive.with_suffix(".recipe").read_text(), 1)
+    recipe = _digest(ref, recipe, base.archive.with_suffix(".recipe").read_text(), OPEN_TO_ALL)
     if _cached(out, recipe):
         return Image(ref, out)
     _need("umoci")
