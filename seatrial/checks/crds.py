@@ -76,7 +76,7 @@ def _ray(spec: Obj) -> Iterator[Part]:
             yield f"workers-{_mapping(group).get('groupName', '?')}", tmpl
 
 
-def _kserve(component: Obj, name: str) -> Iterator[Part]:
+def _kserve(component: Obj, name: str, *, defaults: bool = False) -> Iterator[Part]:
     """A KServe component carries PodSpec fields inline, and a ``model`` that is its container."""
     pod = {k: v for k, v in component.items() if k not in _KSERVE_OWN and k not in KSERVE_FRAMEWORKS}
     # the model: the v1beta1 ``model`` field, or one of the older per-framework fields
@@ -87,7 +87,23 @@ def _kserve(component: Obj, name: str) -> Iterator[Part]:
         container.setdefault("readinessProbe", {"tcpSocket": {"port": 8080}})
         pod["containers"] = [container]
     if pod.get("containers"):
+        if defaults:
+            first, *rest = pod["containers"]
+            pod["containers"] = [_with_kserve_defaults(_mapping(first)), *rest]
         yield name, {"metadata": {"labels": component.get("labels") or {}}, "spec": pod}
+
+
+KSERVE_RESOURCES = {"cpu": "1", "memory": "2Gi"}  # inferenceservice-config's defaults, out of the box
+
+
+def _with_kserve_defaults(container: Obj) -> dict[str, Any]:
+    """The component's container as KServe's webhook leaves it: each CPU or memory request or
+    limit it does not name set to the configured default, key by key (a 4Gi request with no
+    limit gets a 2Gi limit, below it, and the pod is refused)."""
+    resources = dict(_mapping(container.get("resources")))
+    for side in ("requests", "limits"):
+        resources[side] = {**KSERVE_RESOURCES, **_mapping(resources.get(side))}
+    return {**container, "resources": resources}
 
 
 _CONTAINER = {
@@ -115,13 +131,6 @@ def operator_binds_token(obj: Obj) -> bool:
     return _mapping(obj.get("spec")).get("operatorBindsToken") is True
 
 
-def operator_defaults_resources(obj: Obj) -> bool:
-    """Whether the operator's admission webhook fills in what this stand-in's containers leave out
-    of their resources: KServe's gives every InferenceService container its configured defaults
-    (1 CPU and 2Gi, as requests and limits, out of the box), key by key."""
-    return _mapping(obj.get("spec")).get("operatorDefaultsResources") is True
-
-
 def parts(obj: Obj) -> list[Part]:
     """The pod templates of a custom resource of a kind in ``KINDS`` (none for other kinds)."""
     kind, spec = obj.get("kind"), _mapping(obj.get("spec"))
@@ -134,7 +143,7 @@ def parts(obj: Obj) -> list[Part]:
         found += _ray(_mapping(spec.get("rayClusterSpec")))
     elif kind == "InferenceService":
         for component in ("predictor", "transformer", "explainer"):
-            found += _kserve(_mapping(spec.get(component)), component)
+            found += _kserve(_mapping(spec.get(component)), component, defaults=True)
     elif kind == "ServingRuntime":
         found += _kserve(spec, "runtime")
     elif kind == "LeaderWorkerSet":
@@ -163,8 +172,6 @@ def stand_ins(obj: Obj) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {"template": template}
         if _autoscaled_ray_head(obj, part):
             spec["operatorBindsToken"] = True
-        if obj.get("kind") == "InferenceService":
-            spec["operatorDefaultsResources"] = True
         out.append({"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": stand_meta, "spec": spec})
     return out
 

@@ -5,17 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from seatrial.checks import crds
 from seatrial.checks.inventory import Facts, Inventory, Workload
 from seatrial.checks.inventory import quantity as q
 from seatrial.checks.model import Finding
 from seatrial.checks.registry import check
-
-
-def _judged(inv: Inventory) -> Iterator[Workload]:
-    """The workloads whose resources are as written: an operator's webhook fills in the rest of
-    some custom resources' (KServe's), so a gap there is not what the pod will run with."""
-    return (w for w in inv.workloads if not crds.operator_defaults_resources(w.obj))
 
 
 def _best_effort(w: Workload) -> bool:
@@ -34,7 +27,7 @@ def _best_effort(w: Workload) -> bool:
 )
 def requests(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    for w in _judged(inv):
+    for w in inv.workloads:
         if _best_effort(w):
             continue  # RES-003 says it once for the pod
         for c in w.containers(init=True):
@@ -54,7 +47,7 @@ def requests(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 )
 def memory_limit(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    for w in _judged(inv):
+    for w in inv.workloads:
         if _best_effort(w):
             continue
         for c in w.containers(init=True):
@@ -78,6 +71,6 @@ def memory_limit(inv: Inventory, facts: Facts) -> Iterator[Finding]:
 )
 def best_effort(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     del facts
-    for w in _judged(inv):
+    for w in inv.workloads:
         if _best_effort(w):
             yield Finding("RES-003", w.ref, "spec.template.spec.containers", "every container is BestEffort")

@@ -404,13 +404,20 @@ def test_pss002_follows_the_admission_controllers_precedence_and_leaves_the_base
 
 
 def test_kserve_containers_take_the_webhooks_default_resources() -> None:
-    # KServe's webhook gives an InferenceService container 1 CPU and 2Gi where it names none
-    # (the public set's torchserve predictor named only its memory and GPU limits)
+    # KServe's webhook gives an InferenceService container 1 CPU and 2Gi wherever it names none,
+    # key by key (the public set's torchserve predictor named only its memory and GPU limits)
     model = {"modelFormat": {"name": "pytorch"}, "resources": {"limits": {"memory": "4Gi", "nvidia.com/gpu": "1"}}}
     isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": {"name": "bert"},
             "spec": {"predictor": {"model": model}}}  # fmt: skip
     for rule in ("RES-001", "RES-002", "RES-003"):
         assert _findings(rule, [isvc]) == []
+    # a 4Gi request with no limit is given the default 2Gi limit: below the request, refused
+    big = copy.deepcopy(isvc)
+    big["spec"]["predictor"]["model"]["resources"] = {"requests": {"memory": "4Gi"}}
+    assert _findings("RES-002", [big]) == [
+        "InferenceService/bert/predictor containers[kserve-container].resources.limits:"
+        " memory limit 2Gi is below the request 4Gi"
+    ]
     # the same container in a Deployment runs with what it says
     plain = _deployment([{"name": "kserve-container", "image": "pytorch/torchserve:0.9.0", **model}])
     assert _findings("RES-001", [plain]) == [
