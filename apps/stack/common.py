@@ -373,11 +373,13 @@ class Redis:
                     if self._sock is None:
                         self._connect()
                     return self._roundtrip(*args)
-                except (OSError, ConnectionError):
+                except (OSError, ConnectionError) as exc:
                     if self._sock is not None:
                         self._sock.close()
                     self._sock = None
-                    if attempt == 2:
+                    # a server that restarted closes or resets the kept connection at once; one
+                    # that does not answer in time is gone, and its reconnect would wait as long
+                    if attempt == 2 or isinstance(exc, TimeoutError):
                         raise
             return None
         finally:
