@@ -8,7 +8,7 @@ and workload it changed. An object belongs to a dead run when no live lease answ
 alive. Objects of a live run are never touched.
 
 What is done, in order: nodes get back what their marks recorded (cordon, taints, conditions,
-allocatable, labels; power and GPUs need the machine under the node, the local cluster's
+allocatable, labels, heartbeat leases; power and GPUs need the machine under the node, the local cluster's
 ``Host``), workloads get their replica counts back, stray objects (Jobs, Pods, Services,
 ConfigMaps, Events) are deleted, the runs' namespaces are deleted and waited for, and the dead
 runs' leases go last.

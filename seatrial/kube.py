@@ -35,7 +35,7 @@ from seatrial.errors import (
 
 T = TypeVar("T")
 
-# The Pod Security Standards' restricted level, for the pods seatrial creates itself (GPU probes):
+# The Pod Security Standards' restricted level, for the pods seatrial creates itself (GPU probes, locust):
 # it asks this of every workload (PSS-002), so its own pods keep to it too.
 RESTRICTED_POD: dict[str, Any] = {
     "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"},
