@@ -334,8 +334,11 @@ def locust_image(root: Path | None = None) -> Image:
             cmd = [uv, "pip", "install", "--quiet", "--target", str(target), "--python-platform",
                    "x86_64-manylinux_2_28", *wheels]  # fmt: skip
         else:
-            cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--platform",
-                   "manylinux_2_28_x86_64", *wheels]  # fmt: skip
+            # pip takes a --platform as that tag alone: wheels of locust's dependencies tagged for
+            # older glibcs (manylinux_2_17, manylinux2014) need naming, or it finds no resolution
+            platforms = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+            cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+                   *(a for p in platforms for a in ("--platform", p)), *wheels]  # fmt: skip
         build.say(f"building image seatrial.local/locust:{wanted}: locust and its wheels from PyPI")
         _run(cmd, log=log)
         open_to_all(target)
