@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -16,6 +18,13 @@ nox.options.sessions = ["tests"]
 PYTHON = "3.11"
 # pytest exits 5 when a selection collects nothing: for a suite that is still empty that is not a failure.
 NO_TESTS = 5
+
+
+# nox may run with a uv of its own that is not on PATH (pipx install "nox[uv]"); its venvs have
+# neither uv nor pip, and the chaos sessions install locust's wheels into an image with one of them
+_NOX_UV = Path(sys.executable).with_name("uv")
+if shutil.which("uv") is None and _NOX_UV.is_file():
+    os.environ["PATH"] = f"{_NOX_UV.parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 # pytest's own "usage error" (a bad flag): the documented code for that is 2.

@@ -317,6 +317,31 @@ def stack_image(apps: Path, root: Path | None = None) -> Image:
 LOCUST_DIR = "/opt/locust"
 
 
+# pip takes a --platform as that tag alone: wheels of locust's dependencies tagged for older
+# glibcs (manylinux_2_17, manylinux2014) need naming, or it finds no resolution
+PIP_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+
+
+def wheel_installer() -> list[str]:
+    """The start of a command that installs Linux wheels for another Python into a folder: uv on
+    PATH, else the uv of this Python's environment (``pip install uv``, or nox's own), else pip.
+    A venv nox made with uv has neither pip nor uv in it, and uv may live only beside nox, so
+    each is looked for before saying what to install."""
+    import importlib.util
+
+    uv = shutil.which("uv")
+    if uv:
+        return [uv, "pip", "install", "--python-platform", "x86_64-manylinux_2_28"]
+    if importlib.util.find_spec("uv") is not None:
+        return [sys.executable, "-m", "uv", "pip", "install", "--python-platform", "x86_64-manylinux_2_28"]
+    if importlib.util.find_spec("pip") is not None:
+        return [sys.executable, "-m", "pip", "install", *(a for p in PIP_PLATFORMS for a in ("--platform", p))]
+    raise ToolMissingError(
+        "the locust image for the distributed load is installed from PyPI with uv or pip, and this "
+        f"Python ({sys.executable}) has neither: put uv on PATH (pip install uv) and run again"
+    )
+
+
 def locust_image(root: Path | None = None) -> Image:
     """Locust, the version this process runs, for the distributed load's master and workers:
     manylinux wheels for the base's CPython 3.11 installed into ``/opt/locust`` (PyPI is the one
@@ -328,17 +353,8 @@ def locust_image(root: Path | None = None) -> Image:
 
     def add(rootfs: Path, log: Path) -> None:
         target = rootfs / LOCUST_DIR.lstrip("/")
-        wheels = ["--python-version", "3.11", "--only-binary", ":all:", f"locust=={wanted}"]
-        uv = shutil.which("uv")
-        if uv:
-            cmd = [uv, "pip", "install", "--quiet", "--target", str(target), "--python-platform",
-                   "x86_64-manylinux_2_28", *wheels]  # fmt: skip
-        else:
-            # pip takes a --platform as that tag alone: wheels of locust's dependencies tagged for
-            # older glibcs (manylinux_2_17, manylinux2014) need naming, or it finds no resolution
-            platforms = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-            cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
-                   *(a for p in platforms for a in ("--platform", p)), *wheels]  # fmt: skip
+        cmd = [*wheel_installer(), "--quiet", "--target", str(target), "--python-version", "3.11",
+               "--only-binary", ":all:", f"locust=={wanted}"]  # fmt: skip
         build.say(f"building image seatrial.local/locust:{wanted}: locust and its wheels from PyPI")
         _run(cmd, log=log)
         open_to_all(target)

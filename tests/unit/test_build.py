@@ -175,3 +175,29 @@ def test_install_renames_to_the_clusters_name_and_says_when_nothing_was_built(tm
     kwok = build.Recipe("kwok", "v0.7.0", "kwok", "sigs.k8s.io/kwok/cmd/kwok")
     with pytest.raises(BuildError, match=r"produced no kwok .*the build wrote: server.*build\.log"):
         build._install([kwok], built, dest, log)
+
+
+def test_locust_wheels_come_from_uv_on_path_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    from seatrial.cluster import images
+
+    monkeypatch.setattr(images.shutil, "which", lambda name: f"/opt/bin/{name}")
+    assert images.wheel_installer()[:3] == ["/opt/bin/uv", "pip", "install"]
+
+
+def test_locust_wheels_use_this_pythons_uv_or_pip_when_uv_is_not_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A venv nox made with uv has no pip: the uv beside it, or a uv package, must still be found."""
+    import importlib.util
+
+    from seatrial.cluster import images
+
+    monkeypatch.setattr(images.shutil, "which", lambda name: None)
+    have = {"uv", "pip"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object() if name in have else None)
+    assert images.wheel_installer()[:3] == [sys.executable, "-m", "uv"]
+    have.discard("uv")
+    pip = images.wheel_installer()
+    assert pip[:3] == [sys.executable, "-m", "pip"]
+    assert [pip[i + 1] for i, a in enumerate(pip) if a == "--platform"] == list(images.PIP_PLATFORMS)
+    have.discard("pip")
+    with pytest.raises(ToolMissingError, match=r"neither: put uv on PATH \(pip install uv\)"):
+        images.wheel_installer()
