@@ -56,6 +56,7 @@ class Container:
     name: str
     spec: Obj
     init: bool = False
+    ephemeral: bool = False  # a debug container added to a running pod (kubectl debug)
 
     @property
     def resources(self) -> Obj:
@@ -69,7 +70,8 @@ class Container:
 
     @property
     def where(self) -> str:
-        return f"{'initContainers' if self.init else 'containers'}[{self.name}]"
+        kind = "ephemeralContainers" if self.ephemeral else "initContainers" if self.init else "containers"
+        return f"{kind}[{self.name}]"
 
 
 @dataclass(frozen=True)
@@ -129,10 +131,16 @@ class Workload:
             return 1 if r is None else int(r)
         return None
 
-    def containers(self, *, init: bool = False) -> list[Container]:
+    def containers(self, *, init: bool = False, ephemeral: bool = False) -> list[Container]:
+        """The pod's containers; with ``init`` its init containers too, and with ``ephemeral``
+        the debug containers added to it while it runs (only a live pod has them, and only the
+        Pod Security Standards judge them: they ask for no resources and serve nothing)."""
         out = [Container(c.get("name", "?"), c) for c in self.pod.get("containers") or []]
         if init:
             out += [Container(c.get("name", "?"), c, init=True) for c in self.pod.get("initContainers") or []]
+        if ephemeral:
+            debug = self.pod.get("ephemeralContainers") or []
+            out += [Container(c.get("name", "?"), c, ephemeral=True) for c in debug]
         return out
 
     @property

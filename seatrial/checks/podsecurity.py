@@ -112,7 +112,7 @@ def baseline(inv: Inventory, facts: Facts) -> Iterator[Finding]:
     for w in inv.workloads:
         agent = gpu_agent(w) or any(GPU_AGENT_IMAGE.search(str(c.spec.get("image", ""))) for c in w.containers())
         found = list(_pod_level(w, agent))
-        for c in w.containers(init=True):
+        for c in w.containers(init=True, ephemeral=True):
             found += _container_level(c, agent)
         for field, message in found:
             yield Finding("PSS-001", w.ref, field, message)
@@ -137,7 +137,7 @@ def _needs_privilege(w: Workload, agent: bool) -> bool:
         return True
     if any((v or {}).get("hostPath") is not None for v in pod.get("volumes") or []):
         return True
-    for c in w.containers(init=True):
+    for c in w.containers(init=True):  # a debug container's privilege is not the agent's need
         ctx = c.spec.get("securityContext") or {}
         if ctx.get("privileged") or set((ctx.get("capabilities") or {}).get("add") or []) - BASELINE_CAPS:
             return True
@@ -184,7 +184,7 @@ def _unrestricted(w: Workload) -> Iterator[tuple[str, str]]:
          lambda ctx: privileged(ctx) or ("ALL" in ((ctx.get("capabilities") or {}).get("drop") or [])
          and not set((ctx.get("capabilities") or {}).get("add") or []) & (BASELINE_CAPS - RESTRICTED_CAPS))),
     ]  # fmt: skip
-    containers = w.containers(init=True)
+    containers = w.containers(init=True, ephemeral=True)
     for field, setting, applies, ok in controls:
         missing = [c for c in containers if applies and not ok(c.spec.get("securityContext") or {})]
         if len(missing) == len(containers) == 1:

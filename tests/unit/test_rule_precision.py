@@ -403,6 +403,36 @@ def test_pss002_follows_the_admission_controllers_precedence_and_leaves_the_base
     assert len(_findings("PSS-002", [isvc])) == 1
 
 
+def test_pod_security_judges_the_debug_containers_added_to_a_running_pod() -> None:
+    """``kubectl debug --profile=sysadmin`` leaves a privileged ephemeral container in the pod;
+    the admission controller judges those too. They do not make a GPU agent's need: the device
+    plugin's pod keeps its exemption, its debug container does not get one."""
+    hardened = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    server = {"name": "server", "image": "vllm/vllm-openai:v0.11.0", "securityContext": hardened}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "vllm-0"}, "spec": {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [server]}}  # fmt: skip
+    assert _findings("PSS-001", [pod]) == _findings("PSS-002", [pod]) == []
+    debug = {"name": "debugger-x7", "image": "busybox:1.36", "securityContext": {"privileged": True}}
+    pod["spec"]["ephemeralContainers"] = [debug]
+    assert _findings("PSS-001", [pod]) == [
+        "Pod/vllm-0 ephemeralContainers[debugger-x7].securityContext.privileged: runs privileged: root on the node"
+    ]
+    debug["securityContext"] = {}
+    assert _findings("PSS-002", [pod]) == [
+        "Pod/vllm-0 spec: misses the restricted level: allowPrivilegeEscalation: false in debugger-x7,"
+        " capabilities drop [ALL] (only NET_BIND_SERVICE added back) in debugger-x7"
+    ]
+    plugin = {"name": "plugin", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"}
+    sysadmin = {**debug, "securityContext": {"privileged": True}}
+    agent = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plugin"},
+             "spec": {"containers": [plugin], "ephemeralContainers": [sysadmin]}}  # fmt: skip
+    assert [f.split(" ", 2)[1] for f in _findings("PSS-001", [agent])] == [
+        "ephemeralContainers[debugger-x7].securityContext.privileged:"
+    ]
+    assert len(_findings("PSS-002", [agent])) == 1  # no hostPath, no privilege of its own: held to restricted
+
+
 def test_kserve_containers_take_the_webhooks_default_resources() -> None:
     # KServe's webhook gives an InferenceService container 1 CPU and 2Gi wherever it names none,
     # key by key (the public set's torchserve predictor named only its memory and GPU limits)
