@@ -255,6 +255,10 @@ def hold_lease(api: client.ApiClient, name: str) -> None:
     try:
         with kube.translate(f"reading the heartbeat lease of node {name}"):
             spec = kube.as_dict(coord.read_namespaced_lease(name, NODE_LEASES)).get("spec") or {}
+        held = {"holderIdentity": f"seatrial/{book.run_id}", "leaseDurationSeconds": HELD_SECONDS}
+        # a lease that may be read but not written would be marked and then neither held nor given
+        # back: the API server authorizes a dry run as it would the write, and changes nothing
+        _put_lease(api, name, held, dry_run=True)
     except NotFoundError:
         return  # nothing heartbeats this node through a lease
     except AccessError as exc:  # the shipped roles grant no leases: the label alone, as before
@@ -263,17 +267,20 @@ def hold_lease(api: client.ApiClient, name: str) -> None:
     book.will(f"node {name}'s heartbeat lease given back", lambda: restore(api, name, keys=["lease"]))
     original = {"holderIdentity": spec.get("holderIdentity"), "leaseDurationSeconds": spec.get("leaseDurationSeconds")}
     _remember(api, name, "lease", original, book.run_id)
-    _put_lease(api, name, {"holderIdentity": f"seatrial/{book.run_id}", "leaseDurationSeconds": HELD_SECONDS})
+    _put_lease(api, name, held)
 
 
-def _put_lease(api: client.ApiClient, name: str, spec: Mapping[str, Any]) -> None:
+def _put_lease(api: client.ApiClient, name: str, spec: Mapping[str, Any], *, dry_run: bool = False) -> None:
     """Set the lease's holder and term as of its current version (its holder may renew meanwhile)."""
     coord = client.CoordinationV1Api(api)
 
     def write() -> None:
         lease = kube.as_dict(coord.read_namespaced_lease(name, NODE_LEASES))
         body = {"metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]}, "spec": dict(spec)}
-        coord.patch_namespaced_lease(name, NODE_LEASES, body)
+        if dry_run:
+            coord.patch_namespaced_lease(name, NODE_LEASES, body, dry_run="All")
+        else:
+            coord.patch_namespaced_lease(name, NODE_LEASES, body)
 
     with contextlib.suppress(NotFoundError):
         _retry_conflicts(f"setting the holder of node {name}'s heartbeat lease", write)

@@ -14,23 +14,29 @@ stack whole."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from seatrial import kube, profile, workloads
 from seatrial.chaos import ledger, nodeops, runner
+from seatrial.cluster import pools
 from seatrial.cluster.local import LocalCluster
 from seatrial.stack import Deployed
 
+from .conftest import TEST_LABEL
 from .test_chaos import EXPERIMENTS, ONE_INFERENCE, Weakness, _replicas, _suite, weakened
 
 
@@ -198,3 +204,72 @@ def test_ctrl_c_while_a_gpu_is_failed_gives_the_gpu_back(where: runner.Where, tm
     assert proc.returncode != 0, out[-3000:]
     _as_before(where, nodes)
     workloads.wait_rolled_out(where.api, "StatefulSet", "inference", where.namespace, timeout=180)
+
+
+def _role(name: str, group: str, resource: str, verbs: list[str]) -> dict[str, Any]:
+    rules = [{"apiGroups": [group], "resources": [resource], "verbs": verbs}]
+    return {"metadata": {"name": name, "labels": {TEST_LABEL: "true"}}, "rules": rules}
+
+
+def _binding(kind: str, name: str, account_ns: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {TEST_LABEL: "true"}},
+        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": account_ns}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+    }
+
+
+@contextmanager
+def lease_reader(api: client.ApiClient, target: kube.Target, out: Path) -> Iterator[client.ApiClient]:
+    """An account that may read and patch nodes and read, not write, their heartbeat leases."""
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    name = f"seatrial-lease-reader-{uuid.uuid4().hex[:5]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {TEST_LABEL: "true"}}})
+    try:
+        core.create_namespaced_service_account(name, {"metadata": {"name": "reader"}})
+        rbac.create_cluster_role(_role(name, "", "nodes", ["get", "patch"]))
+        rbac.create_cluster_role_binding(_binding("ClusterRole", name, name))
+        rbac.create_namespaced_role(nodeops.NODE_LEASES, _role(name, "coordination.k8s.io", "leases", ["get"]))
+        rbac.create_namespaced_role_binding(nodeops.NODE_LEASES, _binding("Role", name, name))
+        token = core.create_namespaced_service_account_token("reader", name, {"spec": {"expirationSeconds": 600}})
+        cluster = yaml.safe_load(target.kubeconfig.read_text())["clusters"][0]["cluster"]
+        user = {"token": token.status.token}
+        out.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "reader",
+            "clusters": [{"name": "c", "cluster": cluster}], "users": [{"name": "r", "user": user}],
+            "contexts": [{"name": "reader", "context": {"cluster": "c", "user": "r"}}],
+        }))  # fmt: skip
+        yield kube.api_client(kube.Target(out, None))
+    finally:
+        for delete in (
+            lambda: rbac.delete_cluster_role_binding(name),
+            lambda: rbac.delete_cluster_role(name),
+            lambda: rbac.delete_namespaced_role_binding(name, nodeops.NODE_LEASES),
+            lambda: rbac.delete_namespaced_role(name, nodeops.NODE_LEASES),
+        ):
+            with contextlib.suppress(client.ApiException):
+                delete()
+        core.delete_namespace(name, grace_period_seconds=0)
+        kube.wait_namespaces_gone(core, [name], selector=TEST_LABEL, timeout=120)
+
+
+def test_a_heartbeat_lease_it_may_read_but_not_write_is_left_alone(
+    where: runner.Where, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Holding a lease is tried as a dry run before the node is marked: an account that may read
+    the lease but not write it falls back to the label alone, with a warning, and leaves no mark
+    behind that no undo could give back."""
+    nodes = _nodes(where)
+    name = client.CoreV1Api(where.api).list_node(label_selector=f"{pools.POOL_LABEL}=cpu").items[-1].metadata.name
+    with lease_reader(where.api, where.target, tmp_path / "kubeconfig") as reader:
+        book = ledger.begin([], nodes=ledger.NodeScope())
+        try:
+            with caplog.at_level(logging.WARNING, logger="seatrial.chaos"):
+                nodeops.hold_lease(reader, name)
+            assert f"node {name}'s heartbeat lease not held" in caplog.text
+            assert 'cannot patch resource "leases"' in caplog.text, caplog.text
+            assert not book.undos, [u.what for u in book.undos]
+            assert _nodes(where) == nodes
+        finally:
+            assert not book.unwind()
+    _as_before(where, nodes)
