@@ -27,6 +27,8 @@ from stack.common import (
     setup_logging,
 )
 
+SLOW_SECONDS = 1.0  # a request this slow is logged with where its time went (clients give up at 2 s)
+
 
 class Backends:
     """The hub's answer, kept for a short while and kept on hub errors: a hub restart must not
@@ -38,37 +40,58 @@ class Backends:
         self._cache: dict[str, tuple[float, list[str]]] = {}
         self._rr = itertools.count()
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()  # models whose table a background call is renewing
         self.answered = False  # the hub has answered once: there is a routing table to serve from
 
     def urls(self, model: str) -> list[str]:
+        """The replicas to try, in round-robin order. A table past its TTL is still served while
+        one background call asks the hub for a fresh one: a request never waits on the hub once
+        it has answered. Each call looks the hub's name up, and a lookup has no timeout: a slow
+        hub or a slow answer of cluster DNS held every request that found the table stale, all
+        at once, past the 2 s a client waits (three uncached requests timed out together in
+        rolling-restart's steady state, in one run of four). Only with no table does one wait."""
         with self._lock:
             fetched, urls = self._cache.get(model, (0.0, []))
-        if time.monotonic() - fetched > self.ttl:
-            try:
-                status, body = http_json("GET", f"{self.hub}/v1/backends", headers={"X-Model": model}, timeout=1.0)
-                if status == 200:
-                    fresh = [b["url"] for b in body["backends"]]
-                    if fresh or not urls:
-                        urls = fresh
-                    else:
-                        # A hub back from an outage has an empty registry until the replicas
-                        # register again (every few seconds; their leases ran out while it was
-                        # gone): keep the table that worked, a replica that is really gone is
-                        # forgotten when it fails (3 s of 503s at a zone's return, zone-outage).
-                        log.warning("the hub knows no backend for %s yet; keeping the last %d", model, len(urls))
-                    with self._lock:
-                        self._cache[model] = (time.monotonic(), urls)
-                        self.answered = True
-            except OSError as exc:
-                # keep the last answer for another TTL: a dead hub must not cost every request a
-                # timeout (found by the zone-outage experiment)
-                log.warning("hub unreachable, using the last known backends: %s", exc)
-                with self._lock:
-                    self._cache[model] = (time.monotonic(), urls)
+            stale = time.monotonic() - fetched > self.ttl
+            behind = stale and bool(urls) and model not in self._refreshing
+            if behind:
+                self._refreshing.add(model)
+        if behind:
+            threading.Thread(target=self._refresh, args=(model, urls), daemon=True).start()
+        elif stale and not urls:
+            urls = self._refresh(model, urls)
         if not urls:
             return []
         start = next(self._rr) % len(urls)
         return urls[start:] + urls[:start]
+
+    def _refresh(self, model: str, urls: list[str]) -> list[str]:
+        """Ask the hub for the model's replicas; on any failure keep ``urls`` for another TTL."""
+        try:
+            status, body = http_json("GET", f"{self.hub}/v1/backends", headers={"X-Model": model}, timeout=1.0)
+            if status == 200:
+                fresh = [b["url"] for b in body["backends"]]
+                if fresh or not urls:
+                    urls = fresh
+                else:
+                    # A hub back from an outage has an empty registry until the replicas
+                    # register again (every few seconds; their leases ran out while it was
+                    # gone): keep the table that worked, a replica that is really gone is
+                    # forgotten when it fails (3 s of 503s at a zone's return, zone-outage).
+                    log.warning("the hub knows no backend for %s yet; keeping the last %d", model, len(urls))
+                with self._lock:
+                    self._cache[model] = (time.monotonic(), urls)
+                    self.answered = True
+        except OSError as exc:
+            # keep the last answer for another TTL: a dead hub must not cost every request a
+            # timeout (found by the zone-outage experiment)
+            log.warning("hub unreachable, using the last known backends: %s", exc)
+            with self._lock:
+                self._cache[model] = (time.monotonic(), urls)
+        finally:
+            with self._lock:
+                self._refreshing.discard(model)
+        return urls
 
     def forget(self, model: str, url: str) -> None:
         """A replica that did not answer leaves the table until the hub is asked again; the
@@ -157,6 +180,7 @@ def main() -> None:
     def chat(r: Request) -> tuple[int, Any]:
         started = time.monotonic()
         code = 500
+        spent: dict[str, float] = {}  # where a slow request's time went, for its log line
         try:
             authorized(r)
             body = r.json()
@@ -169,13 +193,16 @@ def main() -> None:
             except Exception as exc:
                 log.warning("cache read failed: %s", exc)
                 cached = None
+            spent["cache"] = time.monotonic() - started
             if cached is not None:
                 m.inc("gateway_cache_hits_total")
                 code = 200
                 return 200, json.loads(cached)
             m.inc("gateway_cache_misses_total")
             last = "no inference replica is registered for this model"
-            for url in backends.urls(model)[:attempts]:
+            routes = backends.urls(model)[:attempts]
+            spent["routing"] = time.monotonic() - started - spent["cache"]
+            for url in routes:
                 try:
                     status, answer = http_json(
                         "POST",
@@ -207,6 +234,9 @@ def main() -> None:
             raise
         finally:
             elapsed = time.monotonic() - started
+            if elapsed > SLOW_SECONDS:
+                parts = ", ".join(f"{k} {v:.2f} s" for k, v in spent.items())
+                log.warning("slow request: %.2f s, answered %d (%s, then upstream)", elapsed, code, parts)
             m.inc("gateway_requests_total", code=str(code))
             if code >= 500:
                 m.inc("gateway_errors_total")
