@@ -178,6 +178,10 @@ def _verdicts(cluster: LocalCluster, namespace: str, scratch: Path) -> dict[str,
                 bad = [s for s in e.steps if s.status in ("failed", "error")]
                 errors = [f"{s.phase} {s.name}: {s.status} {s.output}" for s in bad]
                 _say_why(f"chaos {path.stem}", e.status, e.violations() + errors)
+                # its journal, request log and the stack's logs outlive the bench's scratch space
+                kept = repo_root() / "reports" / "bench-repeat" / workdir.name
+                shutil.copytree(workdir, kept, dirs_exist_ok=True)
+                print(f"seatrial: bench: its evidence is kept in {kept}", flush=True)
     finally:
         lease.release()
     return out

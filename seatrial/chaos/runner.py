@@ -25,8 +25,9 @@ from seatrial import kube, load, report, workloads
 from seatrial.chaos import ledger
 from seatrial.chaos.loadgen import Locust
 from seatrial.chaos.target import LoadTarget, load_target
-from seatrial.errors import ConfigError, reject_unknown
+from seatrial.errors import ConfigError, SeatrialError, reject_unknown
 from seatrial.profile import Profile, Slos
+from seatrial.report.redact import redact
 
 if TYPE_CHECKING:
     from seatrial.cluster.local import LocalCluster
@@ -136,10 +137,48 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report
             for p in sorted(workdir.glob("requests-locust_stats.csv"))
         ),
     ]
+    if result.status != "passed":  # what the services said while it went wrong, beside the verdict
+        logs = stack_logs(where.api, where.namespace, since=lg.started)
+        result.attachments += logs
+        (workdir / "logs").mkdir(exist_ok=True)
+        for a in logs:
+            (workdir / "logs" / f"{a.name.removeprefix('log ').replace(' ', '.')}.log").write_text(redact(str(a.body)))
     stop = stop_asked(journal)
     if stop is not None:
         raise stop  # undone above; now let the caller stop as the signal asked
     return result
+
+
+def stack_logs(api: client.ApiClient, namespace: str, *, since: float, lines: int = 300) -> list[report.Attachment]:
+    """What each container of the stack logged from ``since`` (a wall-clock time) on, for a
+    verdict that did not pass: a failure seen once in forty runs is understood from what the
+    services said when it happened, or not at all (rolling-restart's three requests that timed
+    out together left nothing else). Read side by side, each read given 5 s: a node that does
+    not serve logs (a simulated one) costs its pods' logs, not the run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    core = client.CoreV1Api(api)
+    seconds = max(1, int(time.time() - since) + 1)
+    try:
+        with kube.translate(f"listing the pods of {namespace}"):
+            listed = kube.list_items(core.list_namespaced_pod, namespace)
+    except SeatrialError:
+        return []
+    pods = [(p["metadata"]["name"], c["name"]) for p in listed for c in (p.get("spec") or {}).get("containers") or []]
+
+    def read(pod: str, container: str) -> report.Attachment | None:
+        try:
+            text = core.read_namespaced_pod_log(
+                pod, namespace, container=container, since_seconds=seconds, tail_lines=lines, timestamps=True,
+                _request_timeout=5,
+            )  # fmt: skip
+        except Exception:  # evidence is best effort: a log that cannot be read is left out
+            return None
+        return report.Attachment(f"log {pod} {container}", text) if text else None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(lambda pc: read(*pc), pods))
+    return [a for a in found if a is not None]
 
 
 def stop_asked(journal: dict[str, Any]) -> BaseException | None:
