@@ -277,10 +277,7 @@ def _put_lease(api: client.ApiClient, name: str, spec: Mapping[str, Any], *, dry
     def write() -> None:
         lease = kube.as_dict(coord.read_namespaced_lease(name, NODE_LEASES))
         body = {"metadata": {"resourceVersion": lease["metadata"]["resourceVersion"]}, "spec": dict(spec)}
-        if dry_run:
-            coord.patch_namespaced_lease(name, NODE_LEASES, body, dry_run="All")
-        else:
-            coord.patch_namespaced_lease(name, NODE_LEASES, body)
+        coord.patch_namespaced_lease(name, NODE_LEASES, body, dry_run="All" if dry_run else None)
 
     with contextlib.suppress(NotFoundError):
         _retry_conflicts(f"setting the holder of node {name}'s heartbeat lease", write)

@@ -142,7 +142,7 @@ def run(path: Path, where: Where, workdir: Path, *, tail: float = 2.0) -> report
         result.attachments += logs
         (workdir / "logs").mkdir(exist_ok=True)
         for a in logs:
-            (workdir / "logs" / f"{a.name.removeprefix('log ').replace(' ', '.')}.log").write_text(redact(str(a.body)))
+            (workdir / "logs" / a.filename).write_text(redact(str(a.body)))
     stop = stop_asked(journal)
     if stop is not None:
         raise stop  # undone above; now let the caller stop as the signal asked
